@@ -1,0 +1,40 @@
+# Two commands take a fresh clone to a passing test suite and a running demo:
+#   make test     (runs `make setup` first when needed)
+#   make demo
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.setup-stamp
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
+
+.PHONY: setup test test-all lint format demo clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml tools/setup_system.sh
+	bash tools/setup_system.sh
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt -c constraints.txt
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+	@echo "setup: .venv ready ($(shell du -sh $(VENV) 2>/dev/null | cut -f1))"
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: setup
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+test: setup lint
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-all: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	$(PY) tools/demo.py $(DEMO_ARGS)
+
+clean:
+	rm -rf demo_out .pytest_cache .ruff_cache .numba_cache

@@ -1,0 +1,354 @@
+"""The fast path: IPMix of a whole batch in one Numba call, parallel over samples.
+
+``ipmix_batch`` = ``sample_records`` (per-sample choices keyed by seed/epoch/index/view) +
+``ipmix_apply`` (pixels from records). Both are compiled, ``prange`` over batch × views, with
+no Python per sample; per-thread scratch buffers are cached, so a call with ``out=`` given
+allocates nothing but the small record array.
+
+Pixel arithmetic (see PERF-NOTES): the mix is accumulated as ``x + m·Σ wᵢ(cᵢ − x)`` so
+chains of depth 0 cost nothing and patch chains only touch the union of their boxes; identity
+ops are skipped; an image op used as a patch source is computed only inside its box.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from .config import IPMixConfig
+from .mixing import mix_patch_k
+from .ops import apply_op_k
+from .optable import POSTERIZE, ROTATE, SHEAR_X, SHEAR_Y, SOLARIZE, TRANSLATE_X, TRANSLATE_Y
+from .sampling import (
+    C_DEPTH,
+    C_KIND,
+    C_STEPS,
+    ICFG_K,
+    ICFG_T,
+    ICFG_WRAP,
+    KIND_PATCH,
+    NF,
+    R_FIDX,
+    R_FX,
+    R_FY,
+    R_M,
+    R_W0,
+    S_A,
+    S_B,
+    S_H,
+    S_LEFT,
+    S_OP,
+    S_P,
+    S_PARAM,
+    S_SEED,
+    S_SRC_FRACTAL,
+    S_SRC_OP,
+    S_SRC_PARAM,
+    S_TOP,
+    S_W,
+    record_length,
+    sample_records,
+)
+
+
+@njit(inline="always")
+def _is_identity(op, param):
+    if op == ROTATE or op == SHEAR_X or op == SHEAR_Y or op == TRANSLATE_X or op == TRANSLATE_Y:
+        return param == 0.0
+    if op == SOLARIZE:
+        return param >= 256.0
+    if op == POSTERIZE:
+        return param >= 8.0
+    return False
+
+
+@njit(nogil=True)
+def _accumulate(acc, img, x, w, y0, x0, h, wd):
+    """acc[box] += w * (img[box] - x[box]) in float32."""
+    wf = np.float32(w)
+    for y in range(y0, y0 + h):
+        for xx in range(x0, x0 + wd):
+            for c in range(3):
+                acc[y, xx, c] += wf * (np.float32(img[y, xx, c]) - np.float32(x[y, xx, c]))
+
+
+@njit(nogil=True)
+def _image_chain(x, rec, base, depth, buf_a, buf_b):
+    """Run an image-op chain on ``x``: (result, number of ops applied; 0 -> result is x)."""
+    cur = x
+    applied = 0
+    for d in range(depth):
+        s0 = base + C_STEPS + d * NF
+        op, param = int(rec[s0 + S_OP]), rec[s0 + S_PARAM]
+        if _is_identity(op, param):
+            continue
+        nxt = buf_a if applied % 2 == 0 else buf_b
+        apply_op_k(op, cur, nxt, param, 0, 0, x.shape[0], x.shape[1])
+        cur = nxt
+        applied += 1
+    return cur, applied
+
+
+@njit(nogil=True)
+def _patch_chain(x, fractal, fy, fx, rec, base, depth, xc, srcbuf, lut1, lut2, wrap, box):
+    """Run a patch chain; the result lives in ``xc`` inside ``box`` (y0, x0, y1, x1)."""
+    y0, x0, y1, x1 = x.shape[0], x.shape[1], 0, 0
+    for d in range(depth):
+        s0 = base + C_STEPS + d * NF
+        top, left = int(rec[s0 + S_TOP]), int(rec[s0 + S_LEFT])
+        y0, x0 = min(y0, top), min(x0, left)
+        y1, x1 = max(y1, top + int(rec[s0 + S_H])), max(x1, left + int(rec[s0 + S_W]))
+    for y in range(y0, y1):
+        for xx in range(x0, x1):
+            for c in range(3):
+                xc[y, xx, c] = x[y, xx, c]
+    for d in range(depth):
+        s0 = base + C_STEPS + d * NF
+        top, left = int(rec[s0 + S_TOP]), int(rec[s0 + S_LEFT])
+        h, w = int(rec[s0 + S_H]), int(rec[s0 + S_W])
+        if rec[s0 + S_SRC_FRACTAL] != 0.0:
+            src, sy, sx = fractal, fy + top, fx + left
+        else:
+            op, param = int(rec[s0 + S_SRC_OP]), rec[s0 + S_SRC_PARAM]
+            if _is_identity(op, param):
+                src = x
+            else:
+                apply_op_k(op, x, srcbuf, param, top, left, h, w)
+                src = srcbuf
+            sy, sx = top, left
+        mix_patch_k(
+            xc,
+            top,
+            left,
+            h,
+            w,
+            src,
+            sy,
+            sx,
+            int(rec[s0 + S_OP]),
+            rec[s0 + S_A],
+            rec[s0 + S_B],
+            rec[s0 + S_P],
+            np.int64(rec[s0 + S_SEED]),
+            wrap,
+            lut1,
+            lut2,
+        )
+    box[0], box[1], box[2], box[3] = y0, x0, y1, x1
+
+
+@njit(nogil=True)
+def _one_view(x, bank, rec, icfg, acc, bufs, luts, box):
+    """Pixels of one IPMix view into ``acc`` (float32, = m·Σ wᵢ(cᵢ − x)); False if unchanged."""
+    k, t, wrap = icfg[ICFG_K], icfg[ICFG_T], icfg[ICFG_WRAP] != 0
+    fractal = bank[int(rec[R_FIDX])]
+    fy, fx = int(rec[R_FY]), int(rec[R_FX])
+    m = rec[R_M]
+    acc[:] = 0.0
+    touched = False
+    for c in range(k):
+        base = R_W0 + k + c * (C_STEPS + t * NF)
+        depth = int(rec[base + C_DEPTH])
+        if depth == 0:
+            continue
+        w = m * rec[R_W0 + c]
+        if int(rec[base + C_KIND]) == KIND_PATCH:
+            _patch_chain(
+                x, fractal, fy, fx, rec, base, depth, bufs[0], bufs[2], luts[0], luts[1], wrap, box
+            )
+            _accumulate(acc, bufs[0], x, w, box[0], box[1], box[2] - box[0], box[3] - box[1])
+            touched = True
+        else:
+            res, applied = _image_chain(x, rec, base, depth, bufs[0], bufs[1])
+            if applied > 0:
+                _accumulate(acc, res, x, w, 0, 0, x.shape[0], x.shape[1])
+                touched = True
+    return touched
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _apply_k(
+    images,
+    bank,
+    recs,
+    icfg,
+    clean_first,
+    out_u8,
+    out_f32,
+    as_float,
+    scr_u8,
+    scr_f32,
+    scr_lut,
+    scr_box,
+):
+    n, v_ipmix = recs.shape[0], recs.shape[1]
+    nv = v_ipmix + clean_first
+    s = images.shape[1]
+    for j in prange(n * nv):
+        b, v = j // nv, j % nv
+        x = images[b]
+        tid = numba.get_thread_id()
+        touched = False
+        acc = scr_f32[tid]
+        if v >= clean_first:
+            touched = _one_view(
+                x,
+                bank,
+                recs[b, v - clean_first],
+                icfg,
+                acc,
+                scr_u8[tid],
+                scr_lut[tid],
+                scr_box[tid],
+            )
+        for y in range(s):
+            for xx in range(s):
+                for c in range(3):
+                    val = np.float32(x[y, xx, c])
+                    if touched:
+                        val += acc[y, xx, c]
+                    if as_float:
+                        out_f32[b, v, y, xx, c] = val
+                    else:
+                        out_u8[b, v, y, xx, c] = np.uint8(min(int(val + np.float32(0.5)), 255))
+
+
+_SCRATCH: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}
+
+
+def _scratch(size: int) -> tuple[np.ndarray, ...]:
+    n = numba.config.NUMBA_NUM_THREADS
+    key = (size, n)
+    if key not in _SCRATCH:
+        _SCRATCH[key] = (
+            np.empty((n, 3, size, size, 3), np.uint8),
+            np.empty((n, size, size, 3), np.float32),
+            np.empty((n, 2, 256), np.float32),
+            np.empty((n, 4), np.int64),
+        )
+    return _SCRATCH[key]
+
+
+def _check_images(images: np.ndarray, bank: np.ndarray, cfg: IPMixConfig) -> None:
+    s = cfg.image_size
+    for name, arr in (("images", images), ("bank", bank)):
+        if not isinstance(arr, np.ndarray):
+            raise TypeError(f"ipmix: {name} must be a NumPy array, got {type(arr).__name__}")
+        if arr.dtype != np.uint8:
+            raise ValueError(f"ipmix: {name} must be uint8, got {arr.dtype}")
+        if arr.ndim != 4 or arr.shape[3] != 3:
+            raise ValueError(f"ipmix: {name} must be [N, H, W, 3] (NHWC RGB), got {arr.shape}")
+        if not arr.flags.c_contiguous:
+            raise ValueError(f"ipmix: {name} must be C-contiguous (use np.ascontiguousarray)")
+    if images.shape[1:3] != (s, s):
+        raise ValueError(
+            f"ipmix: images are {images.shape[1]}x{images.shape[2]}, the config "
+            f"expects {s}x{s} (IPMixConfig.image_size)"
+        )
+    if bank.shape[0] == 0:
+        raise ValueError("ipmix: the fractal bank is empty")
+    if bank.shape[1] != bank.shape[2] or bank.shape[1] < s:
+        raise ValueError(
+            f"ipmix: fractal bank must be square with side >= {s}, "
+            f"got {bank.shape[1]}x{bank.shape[2]}"
+        )
+
+
+def ipmix_apply(
+    images: np.ndarray,
+    bank: np.ndarray,
+    records: np.ndarray,
+    cfg: IPMixConfig,
+    *,
+    clean_first: bool | None = None,
+    out: np.ndarray | None = None,
+    dtype: type = np.uint8,
+) -> np.ndarray:
+    """IPMix pixels for fixed choices ``records`` (float64 [B, V, L] from ``sample_records``).
+
+    Returns ``[B, V (+1 if clean_first), S, S, 3]``: uint8 (the mix rounded half up) or
+    float32 in [0, 255]. ``clean_first`` (default: ``cfg.jsd``) puts the clean image first.
+    """
+    _check_images(images, bank, cfg)
+    if clean_first is None:
+        clean_first = cfg.jsd
+    records = np.ascontiguousarray(records, dtype=np.float64)
+    b, s = images.shape[0], cfg.image_size
+    if (
+        records.ndim != 3
+        or records.shape[0] != b
+        or records.shape[2] != record_length(cfg.k, cfg.t)
+    ):
+        raise ValueError(
+            f"ipmix: records must be [B={b}, V, {record_length(cfg.k, cfg.t)}], got {records.shape}"
+        )
+    shape = (b, records.shape[1] + int(clean_first), s, s, 3)
+    dtype = np.dtype(dtype)
+    if dtype not in (np.uint8, np.float32):
+        raise ValueError(f"ipmix: output dtype must be uint8 or float32, got {dtype}")
+    if out is None:
+        out = np.empty(shape, dtype)
+    elif out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
+        raise ValueError(
+            f"ipmix: out must be C-contiguous {dtype} {shape}, got {out.dtype} {out.shape}"
+        )
+    dummy_u8 = np.empty((1, 1, 1, 1, 1), np.uint8)
+    dummy_f32 = np.empty((1, 1, 1, 1, 1), np.float32)
+    as_float = dtype == np.float32
+    icfg, _ = cfg.kernel_args()
+    _apply_k(
+        images,
+        bank,
+        records,
+        icfg,
+        int(clean_first),
+        dummy_u8 if as_float else out,
+        out if as_float else dummy_f32,
+        as_float,
+        *_scratch(s),
+    )
+    return out
+
+
+def ipmix_batch(
+    images: np.ndarray,
+    bank: np.ndarray,
+    cfg: IPMixConfig,
+    *,
+    seed: int,
+    epoch: int,
+    indices: np.ndarray,
+    views: int | None = None,
+    out: np.ndarray | None = None,
+    dtype: type = np.uint8,
+) -> np.ndarray:
+    """IPMix a batch: uint8 ``images`` [B,S,S,3], fractal ``bank`` uint8 [N,F,F,3] (F >= S).
+
+    ``indices`` (int64 [B]) are the samples' dataset indices; with ``seed`` and ``epoch`` they
+    key every random choice. ``views`` defaults to ``cfg.views``; in JSD mode (``cfg.jsd`` and
+    views > 1) view 0 is the clean image and the others are independent IPMix draws sharing
+    one fractal.
+    Returns uint8 ``[B, views, S, S, 3]`` (rounded mix) or float32 in [0, 255].
+    """
+    _check_images(images, bank, cfg)
+    views = cfg.views if views is None else int(views)
+    if views < 1:
+        raise ValueError(f"ipmix: views must be >= 1, got {views}")
+    indices = np.asarray(indices)
+    if indices.shape != (images.shape[0],):
+        raise ValueError(
+            f"ipmix: indices must have shape ({images.shape[0]},), got {indices.shape}"
+        )
+    clean_first = cfg.jsd and views > 1
+    recs = sample_records(
+        cfg,
+        seed=seed,
+        epoch=epoch,
+        indices=indices,
+        n_fractals=bank.shape[0],
+        fractal_size=bank.shape[1],
+        views=views - int(clean_first),
+        first_view=int(clean_first),
+    )
+    return ipmix_apply(images, bank, recs, cfg, clean_first=clean_first, out=out, dtype=dtype)

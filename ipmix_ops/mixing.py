@@ -1,0 +1,146 @@
+"""Patch mixing ops and the uint8 conversion (spec §4).
+
+Public NumPy functions (float32, values in [0, 1], shapes h×w×3) define the semantics, in the
+float32 arithmetic of the authors' torch code:
+
+    mix_add(x1, x2, a, b)          a*x1 + b*x2 + (1 - a - b)/2
+    mix_multiply(x1, x2, a, b)     ((2*x1)**a * max(2*x2, 1e-37)**b) / 2
+    mix_random_pixels(x1, x2, M)   M*x1 + (1-M)*x2,  M bool h×w×1
+    mix_random_elems(x1, x2, M)    M*x1 + (1-M)*x2,  M bool h×w×3
+    to_uint8(out, overflow)        "wrap": trunc(255*out) mod 256 (clamped to ±2^24 first)
+                                   "clip": floor(255*clip(out, 0, 1) + 0.5)
+
+:func:`mix_patch_k` is the Numba kernel the fast path uses on uint8 images; it evaluates the
+same float32 expressions through 256-entry lookup tables (bit-identical except where ``pow``
+differs by an ulp between libm builds).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .optable import MIX_ADD, MIX_MULTIPLY, MIX_RANDOM_PIXELS
+from .sampling import hash_uniform
+
+_TWO24 = float(2**24)
+
+
+def _as_unit(x: np.ndarray, name: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype != np.float32:
+        x = x.astype(np.float32)
+    if x.ndim != 3:
+        raise ValueError(f"{name} must be h×w×c float in [0, 1], got shape {x.shape}")
+    return x
+
+
+def mix_add(x1: np.ndarray, x2: np.ndarray, a: float, b: float) -> np.ndarray:
+    """Additive mixing: ``a*x1 + b*x2 + (1 - a - b)/2`` in float32 (may leave [0, 1])."""
+    x1, x2 = _as_unit(x1, "x1"), _as_unit(x2, "x2")
+    a, b = np.float32(a), np.float32(b)
+    return a * x1 + b * x2 + (np.float32(1) - a - b) / np.float32(2)
+
+
+def mix_multiply(x1: np.ndarray, x2: np.ndarray, a: float, b: float) -> np.ndarray:
+    """Multiplicative mixing: ``((2*x1)**a * max(2*x2, 1e-37)**b) / 2`` in float32."""
+    x1, x2 = _as_unit(x1, "x1"), _as_unit(x2, "x2")
+    a, b = np.float32(a), np.float32(b)
+    two = np.float32(2)
+    return ((two * x1) ** a * np.maximum(two * x2, np.float32(1e-37)) ** b) / two
+
+
+def mix_random_pixels(x1: np.ndarray, x2: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per-pixel selection: ``mask`` (bool h×w×1, True keeps x1) picks x1 or x2."""
+    x1, x2 = _as_unit(x1, "x1"), _as_unit(x2, "x2")
+    if mask.shape != x1.shape[:2] + (1,):
+        raise ValueError(
+            f"random_pixels mask must have shape {x1.shape[:2] + (1,)}, got {mask.shape}"
+        )
+    return np.where(mask, x1, x2)
+
+
+def mix_random_elems(x1: np.ndarray, x2: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per-element selection: ``mask`` (bool h×w×3, True keeps x1) picks x1 or x2."""
+    x1, x2 = _as_unit(x1, "x1"), _as_unit(x2, "x2")
+    if mask.shape != x1.shape:
+        raise ValueError(f"random_elems mask must have shape {x1.shape}, got {mask.shape}")
+    return np.where(mask, x1, x2)
+
+
+def to_uint8(out: np.ndarray, overflow: str = "wrap") -> np.ndarray:
+    """Convert a mixed patch (float, nominally [0, 1]) to uint8 by the ``overflow`` mode.
+
+    ``"wrap"`` reproduces the authors' ``np.uint8(255 * out)``: truncation toward zero, then
+    modulo 256 (so -1 -> 255 and 256 -> 0), with the value clamped to ±2^24 first.
+    ``"clip"`` is PixMix's saturating conversion, rounding half up.
+    """
+    v = np.float32(255) * np.asarray(out, dtype=np.float32)
+    if overflow == "wrap":
+        t = np.trunc(np.clip(v, -_TWO24, _TWO24)).astype(np.int64)
+        return (t & 255).astype(np.uint8)
+    if overflow == "clip":
+        c = np.float32(255) * np.clip(np.asarray(out, np.float32), 0, 1)
+        return np.floor(c + np.float32(0.5)).astype(np.uint8)
+    raise ValueError(f"overflow must be 'wrap' or 'clip', got {overflow!r}")
+
+
+# ----------------------------------------------------------------------- Numba kernel
+@njit(inline="always")
+def _to_u8(v, wrap):
+    """Scalar ``to_uint8`` of ``v = 255 * out`` (float32)."""
+    if wrap:
+        v = min(max(v, np.float32(-_TWO24)), np.float32(_TWO24))
+        return np.uint8(int(v) & 255)  # int() truncates toward zero
+    v = min(max(v, np.float32(0)), np.float32(255))
+    return np.uint8(int(np.floor(v + np.float32(0.5))))
+
+
+@njit(nogil=True)
+def mix_patch_k(xc, top, left, h, w, src, sy, sx, mop, a, b, p, seed, wrap, lut1, lut2):
+    """Mix ``xc[top:top+h, left:left+w]`` with ``src[sy:sy+h, sx:sx+w]`` in place.
+
+    ``xc``/``src`` uint8 H×W×3; ``lut1``/``lut2`` float32 [256] scratch. Mask bit ``i``
+    (C order over the h×w×1 or h×w×3 patch) is ``hash_uniform(seed, i) < p``.
+    """
+    f255 = np.float32(255)
+    af, bf = np.float32(a), np.float32(b)
+    if mop == MIX_ADD:
+        for v in range(256):
+            u = np.float32(v) / f255
+            lut1[v] = af * u
+            lut2[v] = bf * u
+        c = (np.float32(1) - af - bf) / np.float32(2)
+        for y in range(h):
+            for x in range(w):
+                for ch in range(3):
+                    val = (lut1[xc[top + y, left + x, ch]] + lut2[src[sy + y, sx + x, ch]]) + c
+                    xc[top + y, left + x, ch] = _to_u8(f255 * val, wrap)
+    elif mop == MIX_MULTIPLY:
+        two = np.float32(2)
+        for v in range(256):
+            u = two * (np.float32(v) / f255)
+            lut1[v] = u**af
+            lut2[v] = max(u, np.float32(1e-37)) ** bf
+        for y in range(h):
+            for x in range(w):
+                for ch in range(3):
+                    val = (lut1[xc[top + y, left + x, ch]] * lut2[src[sy + y, sx + x, ch]]) / two
+                    xc[top + y, left + x, ch] = _to_u8(f255 * val, wrap)
+    else:
+        # selection ops: the result is x1 or x2 passed through to_uint8(255 * (v / 255))
+        for v in range(256):
+            lut1[v] = np.float32(_to_u8(f255 * (np.float32(v) / f255), wrap))
+        per_pixel = mop == MIX_RANDOM_PIXELS
+        for y in range(h):
+            for x in range(w):
+                if per_pixel:
+                    keep = hash_uniform(seed, y * w + x) < p
+                    for ch in range(3):
+                        v = xc[top + y, left + x, ch] if keep else src[sy + y, sx + x, ch]
+                        xc[top + y, left + x, ch] = np.uint8(lut1[v])
+                else:
+                    for ch in range(3):
+                        keep = hash_uniform(seed, (y * w + x) * 3 + ch) < p
+                        v = xc[top + y, left + x, ch] if keep else src[sy + y, sx + x, ch]
+                        xc[top + y, left + x, ch] = np.uint8(lut1[v])

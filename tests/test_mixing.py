@@ -1,0 +1,132 @@
+"""Mixing ops and to_uint8 vs float64 formulas; the Numba patch kernel vs the NumPy ops."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ipmix_ops import mix_add, mix_multiply, mix_random_elems, mix_random_pixels, to_uint8
+from ipmix_ops.mixing import mix_patch_k
+from ipmix_ops.optable import MIX_ADD, MIX_MULTIPLY, MIX_RANDOM_ELEMS, MIX_RANDOM_PIXELS
+from ipmix_ops.sampling import bernoulli_mask
+
+
+@pytest.fixture(scope="module")
+def pair(photos224):
+    return photos224[0], photos224[1]
+
+
+def test_add_and_multiply_match_float64_formulas(pair):
+    x1 = pair[0].astype(np.float64) / 255
+    x2 = pair[1].astype(np.float64) / 255
+    for a, b in [(0.8, 0.2), (0.95, 0.01), (1.3, -0.3), (1.99, -0.99)]:
+        ref = a * x1 + b * x2 + (1 - a - b) / 2
+        np.testing.assert_allclose(mix_add(x1, x2, a, b), ref, atol=2e-6)
+        ref = (2 * x1) ** a * np.maximum(2 * x2, 1e-37) ** b / 2
+        np.testing.assert_allclose(mix_multiply(x1, x2, a, b), ref, rtol=2e-5, atol=1e-6)
+
+
+def test_selection_ops():
+    rng = np.random.default_rng(0)
+    x1, x2 = rng.random((5, 7, 3)), rng.random((5, 7, 3))
+    m1 = rng.random((5, 7, 1)) < 0.3
+    out = mix_random_pixels(x1, x2, m1)
+    assert np.array_equal(out, np.where(m1, x1, x2).astype(np.float32))
+    m3 = rng.random((5, 7, 3)) < 0.3
+    assert np.array_equal(mix_random_elems(x1, x2, m3), np.where(m3, x1, x2).astype(np.float32))
+    with pytest.raises(ValueError, match="mask must have shape"):
+        mix_random_pixels(x1, x2, m3)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        0.0,
+        0.5 / 255,
+        1.0,
+        1.2,
+        256 / 255,
+        300 / 255,
+        -0.5 / 255,
+        -1 / 255,
+        -1.5 / 255,
+        -0.7,
+        -3.0,
+        40.0,
+        1e9,
+        -1e9,
+    ],
+)
+def test_wrap_is_trunc_toward_zero_mod_256(value):
+    v = float(np.float32(255) * np.float32(value))
+    v = max(min(v, 2.0**24), -(2.0**24))
+    expected = math.trunc(v) % 256
+    assert to_uint8(np.array([[[value]]], np.float32), "wrap")[0, 0, 0] == expected
+
+
+def test_wrap_known_bytes_including_negatives():
+    out = np.array([[[-1 / 255, 256 / 255, 257.9 / 255, -255.5 / 255]]], np.float32)
+    assert to_uint8(out, "wrap").ravel().tolist() == [255, 0, 1, 1]
+
+
+def test_clip_mode():
+    out = np.array([[[-0.3, 0.0, 0.5, 1.0, 7.0, 0.999 / 255]]], np.float32)
+    assert to_uint8(out, "clip").ravel().tolist() == [0, 0, 128, 255, 255, 1]
+    with pytest.raises(ValueError, match="overflow"):
+        to_uint8(out, "saturate")
+
+
+def test_bernoulli_mask_rate_and_extremes():
+    assert bernoulli_mask(7, 0.0, (64, 64, 3)).sum() == 0
+    assert bernoulli_mask(7, 1.0, (64, 64, 3)).all()
+    m = bernoulli_mask(7, 0.3, (200, 200, 1))
+    assert abs(m.mean() - 0.3) < 0.01
+    assert not np.array_equal(m, bernoulli_mask(8, 0.3, (200, 200, 1)))
+
+
+@pytest.mark.parametrize("mop", [MIX_ADD, MIX_MULTIPLY, MIX_RANDOM_PIXELS, MIX_RANDOM_ELEMS])
+@pytest.mark.parametrize("wrap", [True, False])
+def test_patch_kernel_equals_numpy_ops(pair, mop, wrap):
+    """The Numba kernel (LUT form) gives the NumPy op's bytes; multiply may differ by pow
+    ulps on a few pixels (tolerance: <= 0.1% of the patch)."""
+    rng = np.random.default_rng(mop * 2 + wrap)
+    lut1, lut2 = np.empty(256, np.float32), np.empty(256, np.float32)
+    for trial in range(6):
+        h, w = rng.integers(2, 64, size=2)
+        top, left = rng.integers(0, 224 - 64, size=2)
+        sy, sx = rng.integers(0, 224 - 64, size=2)
+        a, b = (
+            (rng.uniform(0.5, 1), rng.uniform(0, 0.5))
+            if trial % 2
+            else (1 + rng.uniform(0, 1), -rng.uniform(0, 1))
+        )
+        p, seed = rng.random(), int(rng.integers(2**32))
+        xc = pair[0].copy()
+        x1 = pair[0][top : top + h, left : left + w].astype(np.float32) / 255
+        x2 = pair[1][sy : sy + h, sx : sx + w].astype(np.float32) / 255
+        if mop == MIX_ADD:
+            ref = mix_add(x1, x2, a, b)
+        elif mop == MIX_MULTIPLY:
+            ref = mix_multiply(x1, x2, a, b)
+        elif mop == MIX_RANDOM_PIXELS:
+            ref = mix_random_pixels(x1, x2, bernoulli_mask(seed, p, (h, w, 1)))
+        else:
+            ref = mix_random_elems(x1, x2, bernoulli_mask(seed, p, (h, w, 3)))
+        ref = to_uint8(ref, "wrap" if wrap else "clip")
+        mix_patch_k(xc, top, left, h, w, pair[1], sy, sx, mop, a, b, p, seed, wrap, lut1, lut2)
+        got = xc[top : top + h, left : left + w]
+        mismatch = np.mean(got != ref)
+        assert mismatch <= (1e-3 if mop == MIX_MULTIPLY else 0.0), (mop, trial, mismatch)
+        outside = xc.copy()
+        outside[top : top + h, left : left + w] = pair[0][top : top + h, left : left + w]
+        assert np.array_equal(outside, pair[0]), "kernel wrote outside its box"
+
+
+def test_wrap_happens_on_real_patches(pair):
+    """The authors' wrap matters: a sizeable share of add/multiply pixels overflow."""
+    x1 = pair[0].astype(np.float32) / 255
+    x2 = pair[1].astype(np.float32) / 255
+    raw = 255 * mix_add(x1, x2, 1.8, -0.8)
+    assert 0.01 < np.mean((raw < 0) | (raw >= 256)) < 0.6
