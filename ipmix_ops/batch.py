@@ -64,13 +64,26 @@ def _is_identity(op, param):
 
 
 @njit(nogil=True)
-def _accumulate(acc, img, x, w, y0, x0, h, wd):
-    """acc[box] += w * (img[box] - x[box]) in float32."""
+def _accumulate_box(acc, img, x, w, y0, x0, h, wd):
+    """acc[box] += w * (img[box] - x[box]) in float32, row by row."""
     wf = np.float32(w)
     for y in range(y0, y0 + h):
-        for xx in range(x0, x0 + wd):
-            for c in range(3):
-                acc[y, xx, c] += wf * (np.float32(img[y, xx, c]) - np.float32(x[y, xx, c]))
+        a, p, q = acc[y].reshape(-1), img[y].reshape(-1), x[y].reshape(-1)
+        for i in range(3 * x0, 3 * (x0 + wd)):
+            a[i] += wf * (np.float32(p[i]) - np.float32(q[i]))
+
+
+@njit(nogil=True)
+def _accumulate_full(acc, img, x, w, assign):
+    """acc (+)= w * (img - x) over the whole image (flat, vectorisable)."""
+    wf = np.float32(w)
+    a, p, q = acc.reshape(-1), img.reshape(-1), x.reshape(-1)
+    if assign:
+        for i in range(a.size):
+            a[i] = wf * (np.float32(p[i]) - np.float32(q[i]))
+    else:
+        for i in range(a.size):
+            a[i] += wf * (np.float32(p[i]) - np.float32(q[i]))
 
 
 @njit(nogil=True)
@@ -100,9 +113,9 @@ def _patch_chain(x, fractal, fy, fx, rec, base, depth, xc, srcbuf, lut1, lut2, w
         y0, x0 = min(y0, top), min(x0, left)
         y1, x1 = max(y1, top + int(rec[s0 + S_H])), max(x1, left + int(rec[s0 + S_W]))
     for y in range(y0, y1):
-        for xx in range(x0, x1):
-            for c in range(3):
-                xc[y, xx, c] = x[y, xx, c]
+        dst, srow = xc[y].reshape(-1), x[y].reshape(-1)
+        for i in range(3 * x0, 3 * x1):
+            dst[i] = srow[i]
     for d in range(depth):
         s0 = base + C_STEPS + d * NF
         top, left = int(rec[s0 + S_TOP]), int(rec[s0 + S_LEFT])
@@ -140,12 +153,11 @@ def _patch_chain(x, fractal, fy, fx, rec, base, depth, xc, srcbuf, lut1, lut2, w
 
 @njit(nogil=True)
 def _one_view(x, bank, rec, icfg, acc, bufs, luts, box):
-    """Pixels of one IPMix view into ``acc`` (float32, = m·Σ wᵢ(cᵢ − x)); False if unchanged."""
+    """``acc`` = m·Σ wᵢ(cᵢ − x) (float32) for one IPMix view; False if the view equals x."""
     k, t, wrap = icfg[ICFG_K], icfg[ICFG_T], icfg[ICFG_WRAP] != 0
     fractal = bank[int(rec[R_FIDX])]
     fy, fx = int(rec[R_FY]), int(rec[R_FX])
     m = rec[R_M]
-    acc[:] = 0.0
     touched = False
     for c in range(k):
         base = R_W0 + k + c * (C_STEPS + t * NF)
@@ -154,64 +166,62 @@ def _one_view(x, bank, rec, icfg, acc, bufs, luts, box):
             continue
         w = m * rec[R_W0 + c]
         if int(rec[base + C_KIND]) == KIND_PATCH:
-            _patch_chain(
-                x, fractal, fy, fx, rec, base, depth, bufs[0], bufs[2], luts[0], luts[1], wrap, box
-            )
-            _accumulate(acc, bufs[0], x, w, box[0], box[1], box[2] - box[0], box[3] - box[1])
-            touched = True
+            _patch_chain(x, fractal, fy, fx, rec, base, depth, bufs[0], bufs[2], luts[0],
+                         luts[1], wrap, box)
+            if not touched:
+                af = acc.reshape(-1)
+                for i in range(af.size):
+                    af[i] = 0.0
+                touched = True
+            _accumulate_box(acc, bufs[0], x, w, box[0], box[1], box[2] - box[0], box[3] - box[1])
         else:
             res, applied = _image_chain(x, rec, base, depth, bufs[0], bufs[1])
             if applied > 0:
-                _accumulate(acc, res, x, w, 0, 0, x.shape[0], x.shape[1])
+                _accumulate_full(acc, res, x, w, not touched)
                 touched = True
     return touched
 
 
+@njit(nogil=True)
+def _write_out(x, acc, touched, out_u8, out_f32, as_float):
+    """out = x + acc, rounded half up to uint8 or as float32 (flat loops)."""
+    xs, a = x.reshape(-1), acc.reshape(-1)
+    if as_float:
+        o = out_f32.reshape(-1)
+        if touched:
+            for i in range(xs.size):
+                o[i] = np.float32(xs[i]) + a[i]
+        else:
+            for i in range(xs.size):
+                o[i] = np.float32(xs[i])
+    else:
+        o = out_u8.reshape(-1)
+        if touched:
+            for i in range(xs.size):
+                v = np.float32(xs[i]) + a[i] + np.float32(0.5)
+                o[i] = np.uint8(min(max(v, np.float32(0)), np.float32(255)))
+        else:
+            for i in range(xs.size):  # an explicit loop: Numba's o[:] = xs is ~5x slower
+                o[i] = xs[i]
+
+
 @njit(parallel=True, cache=True, nogil=True)
-def _apply_k(
-    images,
-    bank,
-    recs,
-    icfg,
-    clean_first,
-    out_u8,
-    out_f32,
-    as_float,
-    scr_u8,
-    scr_f32,
-    scr_lut,
-    scr_box,
-):
+def _apply_k(images, bank, recs, icfg, clean_first, out_u8, out_f32, as_float, scr_u8, scr_f32,
+             scr_lut, scr_box):
     n, v_ipmix = recs.shape[0], recs.shape[1]
     nv = v_ipmix + clean_first
-    s = images.shape[1]
     for j in prange(n * nv):
         b, v = j // nv, j % nv
-        x = images[b]
         tid = numba.get_thread_id()
-        touched = False
         acc = scr_f32[tid]
+        touched = False
         if v >= clean_first:
-            touched = _one_view(
-                x,
-                bank,
-                recs[b, v - clean_first],
-                icfg,
-                acc,
-                scr_u8[tid],
-                scr_lut[tid],
-                scr_box[tid],
-            )
-        for y in range(s):
-            for xx in range(s):
-                for c in range(3):
-                    val = np.float32(x[y, xx, c])
-                    if touched:
-                        val += acc[y, xx, c]
-                    if as_float:
-                        out_f32[b, v, y, xx, c] = val
-                    else:
-                        out_u8[b, v, y, xx, c] = np.uint8(min(int(val + np.float32(0.5)), 255))
+            touched = _one_view(images[b], bank, recs[b, v - clean_first], icfg, acc,
+                                scr_u8[tid], scr_lut[tid], scr_box[tid])
+        if as_float:
+            _write_out(images[b], acc, touched, out_u8[0, 0], out_f32[b, v], True)
+        else:
+            _write_out(images[b], acc, touched, out_u8[b, v], out_f32[0, 0], False)
 
 
 _SCRATCH: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}
