@@ -47,6 +47,7 @@ from .sampling import (
     S_SRC_PARAM,
     S_TOP,
     S_W,
+    mask_table,
     record_length,
     sample_records,
 )
@@ -104,7 +105,7 @@ def _image_chain(x, rec, base, depth, buf_a, buf_b):
 
 
 @njit(nogil=True)
-def _patch_chain(x, fractal, fy, fx, rec, base, depth, xc, srcbuf, lut1, lut2, wrap, box):
+def _patch_chain(x, fractal, fy, fx, rec, base, depth, xc, srcbuf, lut1, lut2, wrap, box, table):
     """Run a patch chain; the result lives in ``xc`` inside ``box`` (y0, x0, y1, x1)."""
     y0, x0, y1, x1 = x.shape[0], x.shape[1], 0, 0
     for d in range(depth):
@@ -147,12 +148,13 @@ def _patch_chain(x, fractal, fy, fx, rec, base, depth, xc, srcbuf, lut1, lut2, w
             wrap,
             lut1,
             lut2,
+            table,
         )
     box[0], box[1], box[2], box[3] = y0, x0, y1, x1
 
 
 @njit(nogil=True)
-def _one_view(x, bank, rec, icfg, acc, bufs, luts, box):
+def _one_view(x, bank, rec, icfg, acc, bufs, luts, box, table):
     """``acc`` = m·Σ wᵢ(cᵢ − x) (float32) for one IPMix view; False if the view equals x."""
     k, t, wrap = icfg[ICFG_K], icfg[ICFG_T], icfg[ICFG_WRAP] != 0
     fractal = bank[int(rec[R_FIDX])]
@@ -166,8 +168,22 @@ def _one_view(x, bank, rec, icfg, acc, bufs, luts, box):
             continue
         w = m * rec[R_W0 + c]
         if int(rec[base + C_KIND]) == KIND_PATCH:
-            _patch_chain(x, fractal, fy, fx, rec, base, depth, bufs[0], bufs[2], luts[0],
-                         luts[1], wrap, box)
+            _patch_chain(
+                x,
+                fractal,
+                fy,
+                fx,
+                rec,
+                base,
+                depth,
+                bufs[0],
+                bufs[2],
+                luts[0],
+                luts[1],
+                wrap,
+                box,
+                table,
+            )
             if not touched:
                 af = acc.reshape(-1)
                 for i in range(af.size):
@@ -206,8 +222,21 @@ def _write_out(x, acc, touched, out_u8, out_f32, as_float):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _apply_k(images, bank, recs, icfg, clean_first, out_u8, out_f32, as_float, scr_u8, scr_f32,
-             scr_lut, scr_box):
+def _apply_k(
+    images,
+    bank,
+    recs,
+    icfg,
+    clean_first,
+    out_u8,
+    out_f32,
+    as_float,
+    scr_u8,
+    scr_f32,
+    scr_lut,
+    scr_box,
+    mask_table,
+):
     n, v_ipmix = recs.shape[0], recs.shape[1]
     nv = v_ipmix + clean_first
     for j in prange(n * nv):
@@ -216,8 +245,17 @@ def _apply_k(images, bank, recs, icfg, clean_first, out_u8, out_f32, as_float, s
         acc = scr_f32[tid]
         touched = False
         if v >= clean_first:
-            touched = _one_view(images[b], bank, recs[b, v - clean_first], icfg, acc,
-                                scr_u8[tid], scr_lut[tid], scr_box[tid])
+            touched = _one_view(
+                images[b],
+                bank,
+                recs[b, v - clean_first],
+                icfg,
+                acc,
+                scr_u8[tid],
+                scr_lut[tid],
+                scr_box[tid],
+                mask_table,
+            )
         if as_float:
             _write_out(images[b], acc, touched, out_u8[0, 0], out_f32[b, v], True)
         else:
@@ -228,6 +266,8 @@ _SCRATCH: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}
 
 
 def _scratch(size: int) -> tuple[np.ndarray, ...]:
+    """The trailing arguments of ``_apply_k``: per-thread buffers for side ``size`` and the
+    shared mask table (allocated once per process and size)."""
     n = numba.config.NUMBA_NUM_THREADS
     key = (size, n)
     if key not in _SCRATCH:
@@ -236,6 +276,7 @@ def _scratch(size: int) -> tuple[np.ndarray, ...]:
             np.empty((n, size, size, 3), np.float32),
             np.empty((n, 2, 256), np.float32),
             np.empty((n, 4), np.int64),
+            mask_table(),
         )
     return _SCRATCH[key]
 

@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from .optable import MIX_ADD, MIX_MULTIPLY, MIX_RANDOM_PIXELS
-from .sampling import hash_uniform
+from .sampling import MASK_TABLE_BITS
 
 _TWO24 = float(2**24)
 
@@ -97,11 +97,11 @@ def _to_u8(v, wrap):
 
 
 @njit(nogil=True)
-def mix_patch_k(xc, top, left, h, w, src, sy, sx, mop, a, b, p, seed, wrap, lut1, lut2):
+def mix_patch_k(xc, top, left, h, w, src, sy, sx, mop, a, b, p, seed, wrap, lut1, lut2, table):
     """Mix ``xc[top:top+h, left:left+w]`` with ``src[sy:sy+h, sx:sx+w]`` in place.
 
-    ``xc``/``src`` uint8 H×W×3; ``lut1``/``lut2`` float32 [256] scratch. Mask bit ``i``
-    (C order over the h×w×1 or h×w×3 patch) is ``hash_uniform(seed, i) < p``. Rows are
+    ``xc``/``src`` uint8 H×W×3; ``lut1``/``lut2`` float32 [256] scratch; ``table`` the
+    mask table of :func:`ipmix_ops.sampling.mask_table` (layout described there). Rows are
     processed as flat contiguous runs with branch-free selects so the loops vectorise.
     """
     f255 = np.float32(255)
@@ -123,9 +123,11 @@ def mix_patch_k(xc, top, left, h, w, src, sy, sx, mop, a, b, p, seed, wrap, lut1
         for v in range(256):
             lut1[v] = np.float32(_to_u8(f255 * (np.float32(v) / f255), wrap))
     n = 3 * w
+    thr = np.int64(np.ceil(p * 65536.0))
+    tmask = (1 << MASK_TABLE_BITS) - 1
     for y in range(h):
-        dst = xc[top + y].reshape(-1)[3 * left:3 * left + n]
-        srow = src[sy + y].reshape(-1)[3 * sx:3 * sx + n]
+        dst = xc[top + y].reshape(-1)[3 * left : 3 * left + n]
+        srow = src[sy + y].reshape(-1)[3 * sx : 3 * sx + n]
         if mop == MIX_ADD:
             for i in range(n):
                 val = (lut1[dst[i]] + lut2[srow[i]]) + c
@@ -135,12 +137,15 @@ def mix_patch_k(xc, top, left, h, w, src, sy, sx, mop, a, b, p, seed, wrap, lut1
                 val = (lut1[dst[i]] * lut2[srow[i]]) / two
                 dst[i] = _to_u8(f255 * val, wrap)
         elif mop == MIX_RANDOM_PIXELS:
-            for i in range(n):
-                keep = hash_uniform(seed, y * w + i // 3) < p
-                x1, x2 = dst[i], srow[i]
-                dst[i] = np.uint8(lut1[x1 if keep else x2])
+            base = (seed + y * w) & tmask
+            for x in range(w):
+                keep = np.int64(table[base + x]) < thr
+                for ch in range(3):
+                    x1, x2 = dst[3 * x + ch], srow[3 * x + ch]
+                    dst[3 * x + ch] = np.uint8(lut1[x1 if keep else x2])
         else:
+            base = (seed + y * n) & tmask
             for i in range(n):
-                keep = hash_uniform(seed, y * n + i) < p
+                keep = np.int64(table[base + i]) < thr
                 x1, x2 = dst[i], srow[i]
                 dst[i] = np.uint8(lut1[x1 if keep else x2])

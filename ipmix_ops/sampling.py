@@ -115,12 +115,6 @@ def beta_a1(state, a):
     return (1.0 - uniform(state)) ** (1.0 / a)
 
 
-@njit(inline="always")
-def hash_uniform(seed, i):
-    """Stateless U[0, 1) for element ``i`` of a mask with seed ``seed`` (the Bernoulli masks)."""
-    return float(mix64(np.uint64(seed) * _M2 + np.uint64(i) * _GOLDEN) >> _S11) * _INV53
-
-
 @njit
 def _op_param(op, level, negate, size):
     """Numba twin of :func:`ipmix_ops.optable.op_parameter`."""
@@ -370,22 +364,46 @@ class Record:
         )
 
 
-def bernoulli_mask(seed: int, p: float, shape: tuple[int, ...]) -> np.ndarray:
-    """The bool mask ``M`` (True: keep ``x1``) of a random_pixels / random_elems step.
-
-    Element ``i`` (C order) is ``hash_uniform(seed, i) < p``; the Numba kernels compute the
-    same values in place.
-    """
-    n = int(np.prod(shape))
-    return (_hash_uniforms(int(seed), n) < p).reshape(shape)
+# ------------------------------------------------------------------- Bernoulli masks
+# Mask bits come from one fixed table of 16-bit uniforms read at a per-step offset (the step's
+# seed): contiguous loads and an integer compare per element, so the mixing loops vectorise.
+# Row y of an h×w (×1 or ×3) mask reads table[base_y : base_y + rowlen], where
+# rowlen = w or 3w and base_y = (seed + y * rowlen) mod 2^MASK_TABLE_BITS; the table is padded
+# so a row never wraps. Element e of a row is kept (True: x1) iff table[base_y + e] < thr,
+# thr = ceil(p * 65536).
+MASK_TABLE_BITS = 20
+MASK_TABLE_PAD = 3 * 4096  # the longest row: 3 * the largest image side IPMixConfig allows
+_MASK_TABLE: list[np.ndarray] = []
 
 
 @njit(cache=True)
-def _hash_uniforms(seed, n):
-    out = np.empty(n, np.float64)
+def _make_mask_table(n):
+    out = np.empty(n, np.uint16)
     for i in range(n):
-        out[i] = hash_uniform(seed, i)
+        out[i] = np.uint16(mix64(np.uint64(i) * _GOLDEN + _M2) >> np.uint64(48))
     return out
+
+
+def mask_table() -> np.ndarray:
+    """The fixed uint16 table behind every Bernoulli mask (built once per process, 2 MB)."""
+    if not _MASK_TABLE:
+        _MASK_TABLE.append(_make_mask_table((1 << MASK_TABLE_BITS) + MASK_TABLE_PAD))
+    return _MASK_TABLE[0]
+
+
+def mask_threshold(p: float) -> int:
+    """Integer threshold: a table value ``u`` keeps x1 iff ``u < mask_threshold(p)``."""
+    return int(np.ceil(np.float64(p) * 65536.0))
+
+
+def bernoulli_mask(seed: int, p: float, shape: tuple[int, ...]) -> np.ndarray:
+    """The bool mask ``M`` (True: keep ``x1``) of a random_pixels (h×w×1) or random_elems
+    (h×w×3) step with ``seed`` and probability ``p``; see the table layout above."""
+    h, w, c = shape
+    rowlen = w * c
+    rows = (int(seed) + np.arange(h, dtype=np.int64) * rowlen) & ((1 << MASK_TABLE_BITS) - 1)
+    idx = rows[:, None] + np.arange(rowlen)[None, :]
+    return (mask_table()[idx] < mask_threshold(p)).reshape(h, w, c)
 
 
 __all__ = [

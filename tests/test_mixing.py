@@ -10,7 +10,7 @@ import pytest
 from ipmix_ops import mix_add, mix_multiply, mix_random_elems, mix_random_pixels, to_uint8
 from ipmix_ops.mixing import mix_patch_k
 from ipmix_ops.optable import MIX_ADD, MIX_MULTIPLY, MIX_RANDOM_ELEMS, MIX_RANDOM_PIXELS
-from ipmix_ops.sampling import bernoulli_mask
+from ipmix_ops.sampling import bernoulli_mask, mask_table
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +83,11 @@ def test_bernoulli_mask_rate_and_extremes():
     assert bernoulli_mask(7, 1.0, (64, 64, 3)).all()
     m = bernoulli_mask(7, 0.3, (200, 200, 1))
     assert abs(m.mean() - 0.3) < 0.01
+    e = bernoulli_mask(123456, 0.7, (150, 90, 3))
+    assert abs(e.mean() - 0.7) < 0.01
+    # neighbouring pixels and rows are not correlated
+    assert abs(np.corrcoef(e[:, :-1].ravel(), e[:, 1:].ravel())[0, 1]) < 0.03
+    assert abs(np.corrcoef(e[:-1].ravel(), e[1:].ravel())[0, 1]) < 0.03
     assert not np.array_equal(m, bernoulli_mask(8, 0.3, (200, 200, 1)))
 
 
@@ -115,7 +120,9 @@ def test_patch_kernel_equals_numpy_ops(pair, mop, wrap):
         else:
             ref = mix_random_elems(x1, x2, bernoulli_mask(seed, p, (h, w, 3)))
         ref = to_uint8(ref, "wrap" if wrap else "clip")
-        mix_patch_k(xc, top, left, h, w, pair[1], sy, sx, mop, a, b, p, seed, wrap, lut1, lut2)
+        mix_patch_k(
+            xc, top, left, h, w, pair[1], sy, sx, mop, a, b, p, seed, wrap, lut1, lut2, mask_table()
+        )
         got = xc[top : top + h, left : left + w]
         mismatch = np.mean(got != ref)
         assert mismatch <= (1e-3 if mop == MIX_MULTIPLY else 0.0), (mop, trial, mismatch)
