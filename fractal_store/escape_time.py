@@ -1,0 +1,264 @@
+"""Escape-time orbit-trap fractals rendered by Numba (spec §8).
+
+Families (``kind`` in the kernels):
+
+* ``mandelbrot``   -- z <- z^2 + c, z0 = 0, c = pixel
+* ``julia``        -- z <- z^2 + c, z0 = pixel, c fixed
+* ``burning_ship`` -- z <- (|Re z| + i |Im z|)^2 + c, z0 = 0, c = pixel
+* ``multibrot``    -- z <- z^p + c with integer p in 3..6, Mandelbrot or Julia form
+
+Colour: along the orbit (until |z| > 100 or ``max_iter``) the minimum distance ``dmin`` to
+a trap shape is kept (:data:`TRAP_SHAPES`). A pixel's colouring value is
+``t = freq * log(1 + falloff * dmin) + offset``, plus ``escape_mix`` times the smooth
+(continuous) escape count for escaping orbits, looked up in a periodic palette
+(:mod:`fractal_store.palettes`); a glow brightens pixels whose orbit came close to the trap
+and never-escaping pixels are optionally darkened.
+
+The renderers are pure functions of a parameter record (a JSON-serialisable dict, see
+:func:`fractal_store.sampling.sample_params`): no random numbers are drawn here. Each has
+a row kernel used by a ``prange`` (parallel) driver and a serial ``nogil`` driver, which
+give bit-identical pixels; the serial one is meant for thread pools that render many
+images at once. Output: uint8 ``[size, size, 3]``, RGB, C-contiguous.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .palettes import palette_lut
+
+ESCAPE_FAMILIES = ("mandelbrot", "julia", "burning_ship", "multibrot")
+TRAP_SHAPES = ("point", "line", "cross", "circle", "square", "diamond")
+BAILOUT2 = 1.0e4  # |z|^2 beyond which an orbit has escaped (radius 100: smooth counts)
+
+# Layout of the packed integer / float parameter vectors handed to the kernels.
+I_KIND, I_POWER, I_JULIA, I_MAXIT, I_SHAPE, I_AA = range(6)
+(
+    F_CX,
+    F_CY,
+    F_SCALE,
+    F_COS,
+    F_SIN,
+    F_JR,
+    F_JI,
+    F_TX,
+    F_TY,
+    F_TCOS,
+    F_TSIN,
+    F_TRAD,
+    F_FALLOFF,
+    F_FREQ,
+    F_OFFSET,
+    F_ESCMIX,
+    F_GLOW,
+    F_INTERIOR,
+) = range(18)
+N_FLOAT = 18
+
+
+@njit(cache=True, nogil=True)
+def _trap_distance(zr, zi, shape, tx, ty, tcos, tsin, trad):
+    """Distance of z to the trap (squared for ``point``, taken root of by the caller)."""
+    dx = zr - tx
+    dy = zi - ty
+    if shape == 0:
+        return dx * dx + dy * dy
+    u = dx * tcos + dy * tsin
+    v = dy * tcos - dx * tsin
+    if shape == 1:
+        return abs(v)
+    if shape == 2:
+        return min(abs(u), abs(v))
+    if shape == 3:
+        return abs(math.sqrt(dx * dx + dy * dy) - trad)
+    if shape == 4:
+        return abs(max(abs(u), abs(v)) - trad)
+    return abs(abs(u) + abs(v) - trad)
+
+
+@njit(cache=True, nogil=True)
+def _orbit(zr, zi, cr, ci, kind, power, max_iter, shape, tx, ty, tcos, tsin, trad):
+    """Iterate one orbit; return (iterations, escaped, min trap distance, final |z|^2)."""
+    dmin = 1.0e30
+    n = 0
+    r2 = zr * zr + zi * zi
+    while n < max_iter:
+        if kind == 1:
+            zr = abs(zr)
+            zi = abs(zi)
+        if kind == 2:
+            pr = zr
+            pi = zi
+            for _ in range(power - 1):
+                t = pr * zr - pi * zi
+                pi = pr * zi + pi * zr
+                pr = t
+            zr = pr + cr
+            zi = pi + ci
+        else:
+            t = zr * zr - zi * zi + cr
+            zi = 2.0 * zr * zi + ci
+            zr = t
+        n += 1
+        r2 = zr * zr + zi * zi
+        if r2 > BAILOUT2:
+            break
+        d = _trap_distance(zr, zi, shape, tx, ty, tcos, tsin, trad)
+        if d < dmin:
+            dmin = d
+    if shape == 0:
+        dmin = math.sqrt(dmin)
+    return n, r2 > BAILOUT2, dmin, r2
+
+
+@njit(cache=True, nogil=True)
+def _escape_row(out, y, ip, fp, lut):
+    """Render row ``y`` of ``out``: ``aa x aa`` orbits per pixel, colours averaged."""
+    h, w = out.shape[0], out.shape[1]
+    kind, power, julia = ip[I_KIND], ip[I_POWER], ip[I_JULIA]
+    max_iter, shape, aa = ip[I_MAXIT], ip[I_SHAPE], ip[I_AA]
+    scale, cs, sn = fp[F_SCALE], fp[F_COS], fp[F_SIN]
+    falloff, freq, offset = fp[F_FALLOFF], fp[F_FREQ], fp[F_OFFSET]
+    escmix, glow, interior = fp[F_ESCMIX], fp[F_GLOW], fp[F_INTERIOR]
+    nlut = lut.shape[0]
+    inv_logp = 1.0 / math.log(power)
+    pitch = 2.0 / w
+    inv_n = 1.0 / (aa * aa)
+    for x in range(w):
+        acc0 = 0.0
+        acc1 = 0.0
+        acc2 = 0.0
+        for sy in range(aa):
+            v = (0.5 * h - y - (sy + 0.5) / aa) * pitch
+            for sx in range(aa):
+                u = (x + (sx + 0.5) / aa) * pitch - 1.0
+                pr = fp[F_CX] + scale * (u * cs - v * sn)
+                pi = fp[F_CY] + scale * (u * sn + v * cs)
+                if julia:
+                    zr, zi, cr, ci = pr, pi, fp[F_JR], fp[F_JI]
+                else:
+                    zr, zi, cr, ci = 0.0, 0.0, pr, pi
+                n, escaped, dmin, r2 = _orbit(
+                    zr,
+                    zi,
+                    cr,
+                    ci,
+                    kind,
+                    power,
+                    max_iter,
+                    shape,
+                    fp[F_TX],
+                    fp[F_TY],
+                    fp[F_TCOS],
+                    fp[F_TSIN],
+                    fp[F_TRAD],
+                )
+                t = freq * math.log1p(falloff * dmin) + offset
+                if escaped and escmix != 0.0:  # skipping the logs when unused changes no bit
+                    t += escmix * (n + 1.0 - math.log(0.5 * math.log(r2)) * inv_logp)
+                t -= math.floor(t)
+                pos = t * nlut
+                i0 = int(pos)
+                frac = pos - i0
+                i0 = min(i0, nlut - 1)
+                i1 = i0 + 1 if i0 + 1 < nlut else 0
+                g = glow * math.exp(-4.0 * falloff * dmin) if glow != 0.0 else 0.0
+                shade = 1.0 if escaped else interior
+                c = lut[i0, 0] * (1.0 - frac) + lut[i1, 0] * frac
+                acc0 += (c + (1.0 - c) * g) * shade
+                c = lut[i0, 1] * (1.0 - frac) + lut[i1, 1] * frac
+                acc1 += (c + (1.0 - c) * g) * shade
+                c = lut[i0, 2] * (1.0 - frac) + lut[i1, 2] * frac
+                acc2 += (c + (1.0 - c) * g) * shade
+        out[y, x, 0] = np.uint8(min(max(acc0 * inv_n * 255.0 + 0.5, 0.0), 255.0))
+        out[y, x, 1] = np.uint8(min(max(acc1 * inv_n * 255.0 + 0.5, 0.0), 255.0))
+        out[y, x, 2] = np.uint8(min(max(acc2 * inv_n * 255.0 + 0.5, 0.0), 255.0))
+
+
+@njit(parallel=True, cache=True)
+def _render_parallel(out, ip, fp, lut):
+    for y in prange(out.shape[0]):
+        _escape_row(out, y, ip, fp, lut)
+
+
+@njit(cache=True, nogil=True)
+def _render_serial(out, ip, fp, lut):
+    for y in range(out.shape[0]):
+        _escape_row(out, y, ip, fp, lut)
+
+
+@njit(cache=True, nogil=True)
+def escape_counts(ip, fp, grid):
+    """Escape counts on a coarse ``grid x grid`` sampling of the view (int64, max_iter = inside)."""
+    out = np.empty((grid, grid), np.int64)
+    pitch = 2.0 / grid
+    for y in range(grid):
+        v = (0.5 * grid - y - 0.5) * pitch
+        for x in range(grid):
+            u = (x + 0.5) * pitch - 1.0
+            pr = fp[F_CX] + fp[F_SCALE] * (u * fp[F_COS] - v * fp[F_SIN])
+            pi = fp[F_CY] + fp[F_SCALE] * (u * fp[F_SIN] + v * fp[F_COS])
+            if ip[I_JULIA]:
+                zr, zi, cr, ci = pr, pi, fp[F_JR], fp[F_JI]
+            else:
+                zr, zi, cr, ci = 0.0, 0.0, pr, pi
+            out[y, x] = _orbit(
+                zr, zi, cr, ci, ip[I_KIND], ip[I_POWER], ip[I_MAXIT], 0, 0.0, 0.0, 1.0, 0.0, 0.0
+            )[0]
+    return out
+
+
+def pack_escape(params: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Parameter record -> (int64 vector, float64 vector) in the kernels' layout."""
+    family = params["family"]
+    if family not in ESCAPE_FAMILIES:
+        raise ValueError(f"not an escape-time family: {family!r}")
+    kind = {"mandelbrot": 0, "julia": 0, "burning_ship": 1, "multibrot": 2}[family]
+    power = int(params.get("power", 2))
+    if kind == 2 and not 2 <= power <= 8:
+        raise ValueError(f"multibrot power must be in 2..8, got {power}")
+    trap = params["trap"]
+    colour = params["colour"]
+    aa = int(params.get("antialias", 1))
+    if not 1 <= aa <= 4:
+        raise ValueError(f"antialias must be in 1..4, got {aa}")
+    ip = np.zeros(6, np.int64)
+    ip[[I_KIND, I_POWER, I_JULIA, I_MAXIT, I_SHAPE, I_AA]] = [
+        kind,
+        power if kind == 2 else 2,
+        bool(params["julia"]),
+        int(params["max_iter"]),
+        TRAP_SHAPES.index(trap["shape"]),
+        aa,
+    ]
+    fp = np.zeros(N_FLOAT, np.float64)
+    fp[F_CX], fp[F_CY] = params["center"]
+    fp[F_SCALE] = params["scale"]
+    fp[F_COS], fp[F_SIN] = math.cos(params["rotation"]), math.sin(params["rotation"])
+    fp[F_JR], fp[F_JI] = params.get("c", (0.0, 0.0))
+    fp[F_TX], fp[F_TY] = trap["center"]
+    fp[F_TCOS], fp[F_TSIN] = math.cos(trap["angle"]), math.sin(trap["angle"])
+    fp[F_TRAD] = trap["radius"]
+    fp[F_FALLOFF], fp[F_FREQ], fp[F_OFFSET] = colour["falloff"], colour["freq"], colour["offset"]
+    fp[F_ESCMIX], fp[F_GLOW], fp[F_INTERIOR] = (
+        colour["escape_mix"],
+        colour["glow"],
+        colour["interior"],
+    )
+    return ip, fp
+
+
+def render_escape(params: dict, size: int, parallel: bool = True) -> np.ndarray:
+    """Render an escape-time record: uint8 ``[size, size, 3]`` RGB in [0, 255].
+
+    ``parallel`` picks the ``prange`` driver (all Numba threads) or the serial ``nogil``
+    one (for thread pools); both give identical pixels.
+    """
+    ip, fp = pack_escape(params)
+    lut = palette_lut(params["palette"])
+    out = np.empty((size, size, 3), np.uint8)
+    (_render_parallel if parallel else _render_serial)(out, ip, fp, lut)
+    return out
