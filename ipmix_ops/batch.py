@@ -19,7 +19,7 @@ from numba import njit, prange
 from .config import IPMixConfig
 from .mixing import mix_patch_k
 from .ops import apply_op_k
-from .optable import POSTERIZE, ROTATE, SHEAR_X, SHEAR_Y, SOLARIZE, TRANSLATE_X, TRANSLATE_Y
+from .optable import is_identity
 from .sampling import (
     C_DEPTH,
     C_KIND,
@@ -53,17 +53,6 @@ from .sampling import (
 )
 
 
-@njit(inline="always")
-def _is_identity(op, param):
-    if op == ROTATE or op == SHEAR_X or op == SHEAR_Y or op == TRANSLATE_X or op == TRANSLATE_Y:
-        return param == 0.0
-    if op == SOLARIZE:
-        return param >= 256.0
-    if op == POSTERIZE:
-        return param >= 8.0
-    return False
-
-
 @njit(nogil=True)
 def _accumulate_box(acc, img, x, w, y0, x0, h, wd):
     """acc[box] += w * (img[box] - x[box]) in float32, row by row."""
@@ -95,7 +84,7 @@ def _image_chain(x, rec, base, depth, buf_a, buf_b):
     for d in range(depth):
         s0 = base + C_STEPS + d * NF
         op, param = int(rec[s0 + S_OP]), rec[s0 + S_PARAM]
-        if _is_identity(op, param):
+        if is_identity(op, param):
             continue
         nxt = buf_a if applied % 2 == 0 else buf_b
         apply_op_k(op, cur, nxt, param, 0, 0, x.shape[0], x.shape[1])
@@ -125,7 +114,7 @@ def _patch_chain(x, fractal, fy, fx, rec, base, depth, xc, srcbuf, lut1, lut2, w
             src, sy, sx = fractal, fy + top, fx + left
         else:
             op, param = int(rec[s0 + S_SRC_OP]), rec[s0 + S_SRC_PARAM]
-            if _is_identity(op, param):
+            if is_identity(op, param):
                 src = x
             else:
                 apply_op_k(op, x, srcbuf, param, top, left, h, w)

@@ -24,6 +24,8 @@ color, ...     enhance factor           ``l * 1.8 / 10 + 0.1``
 
 from __future__ import annotations
 
+from numba import njit
+
 OP_NAMES: tuple[str, ...] = (
     "equalize",
     "posterize",
@@ -70,48 +72,39 @@ MIX_NAMES: tuple[str, ...] = ("add", "multiply", "random_pixels", "random_elems"
 MIX_ADD, MIX_MULTIPLY, MIX_RANDOM_PIXELS, MIX_RANDOM_ELEMS = range(4)
 
 
-def int_parameter(level: float, maxval: float) -> int:
-    """``ip(l, M) = int(l * M / 10)`` (truncation toward zero, as the authors' code)."""
-    return int(level * maxval / 10)
-
-
-def float_parameter(level: float, maxval: float) -> float:
-    """``fp(l, M) = l * M / 10``."""
-    return float(level) * maxval / 10.0
-
-
+@njit(cache=True)
 def op_parameter(op: int, level: float, negate: bool, image_size: int) -> float:
     """Map a sampled ``level`` (and sign flip) to op ``op``'s Pillow parameter.
 
-    Pure Python twin of the Numba sampler's mapping in :mod:`ipmix_ops.sampling`; the tests
-    check that both agree.
+    ``ip(l, M) = int(l * M / 10)`` truncates toward zero and ``fp(l, M) = l * M / 10``, as in
+    the authors' code. Compiled with Numba: the sampler calls it from compiled code, and it
+    is callable from Python as is.
     """
     sign = -1.0 if negate else 1.0
     if op == POSTERIZE:
-        return float(4 - int_parameter(level, 4))
+        return float(4 - int(level * 4 / 10))
     if op == ROTATE:
-        return sign * int_parameter(level, 30)
+        return sign * int(level * 30 / 10)
     if op == SOLARIZE:
-        return float(256 - int_parameter(level, 256))
-    if op in (SHEAR_X, SHEAR_Y):
-        return sign * float_parameter(level, 0.3)
-    if op in (TRANSLATE_X, TRANSLATE_Y):
-        return sign * int_parameter(level, image_size / 3)
+        return float(256 - int(level * 256 / 10))
+    if op == SHEAR_X or op == SHEAR_Y:
+        return sign * (level * 0.3 / 10)
+    if op == TRANSLATE_X or op == TRANSLATE_Y:
+        return sign * int(level * (image_size / 3) / 10)
     if op == AUTOCONTRAST:
-        return 10.0 - float_parameter(level, 10)
-    if op in (COLOR, CONTRAST, BRIGHTNESS, SHARPNESS):
-        return float_parameter(level, 1.8) + 0.1
-    if 0 <= op < N_ALL_OPS:
-        return 0.0
-    raise ValueError(f"op id {op} out of range [0, {N_ALL_OPS})")
+        return 10.0 - level * 10 / 10
+    if op == COLOR or op == CONTRAST or op == BRIGHTNESS or op == SHARPNESS:
+        return level * 1.8 / 10 + 0.1
+    return 0.0
 
 
+@njit(cache=True)
 def is_identity(op: int, param: float) -> bool:
-    """True when ``op`` with ``param`` leaves every image unchanged (skippable)."""
-    if op in (ROTATE, SHEAR_X, SHEAR_Y, TRANSLATE_X, TRANSLATE_Y):
+    """True when ``op`` with ``param`` leaves every image unchanged (the kernels skip it)."""
+    if op == ROTATE or op == SHEAR_X or op == SHEAR_Y or op == TRANSLATE_X or op == TRANSLATE_Y:
         return param == 0.0
     if op == SOLARIZE:
-        return param >= 256
+        return param >= 256.0
     if op == POSTERIZE:
-        return param >= 8
+        return param >= 8.0
     return False

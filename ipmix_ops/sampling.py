@@ -24,22 +24,7 @@ import numpy as np
 from numba import njit, prange
 
 from .config import IPMixConfig
-from .optable import (
-    AUTOCONTRAST,
-    BRIGHTNESS,
-    COLOR,
-    CONTRAST,
-    MIX_ADD,
-    MIX_MULTIPLY,
-    POSTERIZE,
-    ROTATE,
-    SHARPNESS,
-    SHEAR_X,
-    SHEAR_Y,
-    SOLARIZE,
-    TRANSLATE_X,
-    TRANSLATE_Y,
-)
+from .optable import MIX_ADD, MIX_MULTIPLY, op_parameter
 
 # --- record layout -----------------------------------------------------------------------
 R_M, R_FIDX, R_FY, R_FX, R_W0 = 0, 1, 2, 3, 4
@@ -116,33 +101,12 @@ def beta_a1(state, a):
 
 
 @njit
-def _op_param(op, level, negate, size):
-    """Numba twin of :func:`ipmix_ops.optable.op_parameter`."""
-    sign = -1.0 if negate else 1.0
-    if op == POSTERIZE:
-        return float(4 - int(level * 4 / 10))
-    if op == ROTATE:
-        return sign * int(level * 30 / 10)
-    if op == SOLARIZE:
-        return float(256 - int(level * 256 / 10))
-    if op == SHEAR_X or op == SHEAR_Y:
-        return sign * (level * 0.3 / 10)
-    if op == TRANSLATE_X or op == TRANSLATE_Y:
-        return sign * int(level * (size / 3) / 10)
-    if op == AUTOCONTRAST:
-        return 10.0 - level * 10 / 10
-    if op == COLOR or op == CONTRAST or op == BRIGHTNESS or op == SHARPNESS:
-        return level * 1.8 / 10 + 0.1
-    return 0.0
-
-
-@njit
 def _image_op(state, n_ops, severity, size):
     """Draw ``random_image_op``: (op id, Pillow parameter)."""
     op = randint(state, 0, n_ops - 1)
     level = 0.1 + (severity - 0.1) * uniform(state)
     negate = uniform(state) < 0.5
-    return op, _op_param(op, level, negate, size)
+    return op, op_parameter(op, level, negate, size)
 
 
 @njit

@@ -8,7 +8,7 @@ from scipy import stats
 
 from ipmix_ops import IPMixConfig, Record, sample_record, sample_records
 from ipmix_ops.optable import N_ALL_OPS, ROTATE, SHEAR_X, op_parameter
-from ipmix_ops.sampling import KIND_PATCH, _op_param
+from ipmix_ops.sampling import KIND_PATCH
 
 P_MIN = 1e-3  # fixed seeds make these deterministic; a wrong distribution fails by far
 
@@ -138,15 +138,42 @@ def test_depth_min_and_cifar_source():
     assert all(s.src_fractal for s in steps), "cifar preset: P-step source is always the fractal"
 
 
-def test_numba_and_python_parameter_maps_agree():
-    rng = np.random.default_rng(0)
-    for _ in range(2000):
-        op, level, neg = (
-            int(rng.integers(N_ALL_OPS)),
-            rng.uniform(0.1, 10),
-            bool(rng.random() < 0.5),
-        )
-        assert _op_param(op, level, neg, 224) == op_parameter(op, level, neg, 224)
+@pytest.mark.parametrize(
+    "name, level, negate, expected",
+    [
+        ("posterize", 0.99, False, 4.0),
+        ("posterize", 3.0, False, 3.0),
+        ("posterize", 10.0, False, 0.0),
+        ("rotate", 1.0, False, 3.0),
+        ("rotate", 1.0, True, -3.0),
+        ("rotate", 0.33, False, 0.0),
+        ("solarize", 1.0, False, 231.0),
+        ("solarize", 0.1, False, 254.0),
+        ("shear_x", 1.0, True, -0.03),
+        ("shear_y", 5.0, False, 0.15),
+        ("translate_x", 1.0, False, 7.0),
+        ("translate_y", 3.0, True, -22.0),
+        ("autocontrast", 1.0, False, 9.0),
+        ("color", 1.0, False, 0.28),
+        ("sharpness", 10.0, False, 1.9),
+        ("equalize", 5.0, True, 0.0),
+        ("invert", 1.0, False, 0.0),
+    ],
+)
+def test_parameter_map_follows_the_spec_formulas(name, level, negate, expected):
+    """ip(l, M) = int(l*M/10), fp(l, M) = l*M/10 (spec §3), at S = 224."""
+    from ipmix_ops.optable import OP_ID
+
+    assert op_parameter(OP_ID[name], level, negate, 224) == pytest.approx(expected, abs=1e-12)
+
+
+def test_identity_parameters():
+    from ipmix_ops.optable import OP_ID, is_identity
+
+    assert is_identity(OP_ID["rotate"], 0.0) and not is_identity(OP_ID["rotate"], 1.0)
+    assert is_identity(OP_ID["solarize"], 256.0) and not is_identity(OP_ID["solarize"], 255.0)
+    assert is_identity(OP_ID["posterize"], 8.0) and not is_identity(OP_ID["posterize"], 7.0)
+    assert not is_identity(OP_ID["equalize"], 0.0)
 
 
 def test_severity_one_parameter_ranges(imagenet_draws):
