@@ -16,7 +16,9 @@ Pillow behaviour reproduced here:
   1-pixel border copied from the input (sharpness: float32 weights ``[1 1 1; 1 5 1; 1 1 1] / 13``
   plus 0.5 for rounding, rows accumulated bottom first, as ``Filter.c`` does).
 
-Inner loops run over flat, contiguous row views (:func:`row_view`) so that LLVM vectorises them.
+Inner loops index the flattened images with unsigned 64-bit offsets (:func:`_u`): Numba then
+emits no negative-index wrap-around checks and LLVM vectorises the loops (a byte loop written
+with signed offsets or on row slices runs 5-30x slower).
 """
 
 from __future__ import annotations
@@ -35,25 +37,21 @@ _MAX = np.float32(255.0)
 
 # --------------------------------------------------------------------------- helpers
 
-
-@njit(cache=True, nogil=True)
-def row_view(img, y, x0, w):
-    """Flat uint8 view of the 3 * w bytes of pixels ``x0 .. x0 + w - 1`` of row ``y``."""
-    return img[y].reshape(3 * img.shape[1])[3 * x0 : 3 * (x0 + w)]
+_U1 = np.uint64(1)
+_U2 = np.uint64(2)
+_U3 = np.uint64(3)
 
 
 @njit(cache=True, nogil=True)
-def copy_bytes(s, d):
-    """``d[:] = s`` for equally long flat views (an explicit loop: no overlap checks)."""
-    for i in range(d.shape[0]):
-        d[i] = s[i]
+def _u(v):
+    return np.uint64(v)
 
 
 @njit(cache=True, nogil=True)
-def fill_zero(d):
-    """``d[:] = 0`` for a flat view."""
-    for i in range(d.shape[0]):
-        d[i] = 0
+def _copy(fs, so, fd, do, n):
+    """``fd[do:do + n] = fs[so:so + n]`` (flat uint8 arrays, uint64 offsets)."""
+    for i in range(n):
+        fd[do + i] = fs[so + i]
 
 
 @njit(cache=True, nogil=True)
@@ -63,7 +61,7 @@ def _histogram(src):
     Even and odd pixels count into separate tables (fewer store-to-load stalls on runs of
     equal values), summed at the end.
     """
-    part = np.zeros((6, 256), np.int64)
+    part = np.zeros((6, 256), np.int32)
     h0 = part[0]
     h1 = part[1]
     h2 = part[2]
@@ -71,20 +69,25 @@ def _histogram(src):
     h4 = part[4]
     h5 = part[5]
     flat = src.reshape(src.size)
-    n = src.size // 6
-    for i in range(n):
-        h0[flat[6 * i]] += 1
-        h1[flat[6 * i + 1]] += 1
-        h2[flat[6 * i + 2]] += 1
-        h3[flat[6 * i + 3]] += 1
-        h4[flat[6 * i + 4]] += 1
-        h5[flat[6 * i + 5]] += 1
+    n = _u(src.size // 6)
+    for k in range(n):
+        i = k * np.uint64(6)
+        h0[flat[i]] += 1
+        h1[flat[i + _U1]] += 1
+        h2[flat[i + _U2]] += 1
+        h3[flat[i + _U3]] += 1
+        h4[flat[i + np.uint64(4)]] += 1
+        h5[flat[i + np.uint64(5)]] += 1
     if src.size % 6:  # odd pixel count: the last pixel
         k = src.size - 3
         h0[flat[k]] += 1
         h1[flat[k + 1]] += 1
         h2[flat[k + 2]] += 1
-    return part[0:3] + part[3:6]
+    out = np.empty((3, 256), np.int64)
+    for c in range(3):
+        for v in range(256):
+            out[c, v] = np.int64(part[c, v]) + np.int64(part[c + 3, v])
+    return out
 
 
 @njit(cache=True, nogil=True)
@@ -93,13 +96,16 @@ def _apply_lut3(src, dst, lut, y0, x0, h, w):
     l0 = lut[0]
     l1 = lut[1]
     l2 = lut[2]
+    fs = src.reshape(src.size)
+    fd = dst.reshape(dst.size)
+    rb = 3 * src.shape[1]
     for y in range(y0, y0 + h):
-        s = row_view(src, y, x0, w)
-        d = row_view(dst, y, x0, w)
-        for j in range(w):
-            d[3 * j] = l0[s[3 * j]]
-            d[3 * j + 1] = l1[s[3 * j + 1]]
-            d[3 * j + 2] = l2[s[3 * j + 2]]
+        o = _u(y * rb + 3 * x0)
+        for j in range(_u(w)):
+            i = o + _U3 * j
+            fd[i] = l0[fs[i]]
+            fd[i + _U1] = l1[fs[i + _U1]]
+            fd[i + _U2] = l2[fs[i + _U2]]
 
 
 @njit(cache=True, nogil=True)
@@ -120,12 +126,15 @@ def _blend1(deg, val, alpha):
 def _blend_flat(src, dst, deg, alpha, y0, x0, h, w):
     """``Image.blend(flat image of value deg, src, alpha)`` on the box."""
     fdeg = np.float32(deg)
+    fs = src.reshape(src.size)
+    fd = dst.reshape(dst.size)
+    rb = 3 * src.shape[1]
+    n = _u(3 * w)
     for y in range(y0, y0 + h):
-        s = row_view(src, y, x0, w)
-        d = row_view(dst, y, x0, w)
-        for i in range(s.shape[0]):
-            t = fdeg + alpha * (np.float32(s[i]) - fdeg)
-            d[i] = np.int32(min(max(t, _ZERO), _MAX))
+        o = _u(y * rb + 3 * x0)
+        for i in range(n):
+            t = fdeg + alpha * (np.float32(fs[o + i]) - fdeg)
+            fd[o + i] = np.int32(min(max(t, _ZERO), _MAX))
 
 
 # --------------------------------------------------------------------------- LUT ops
@@ -134,11 +143,13 @@ def _blend_flat(src, dst, deg, alpha, y0, x0, h, w):
 @njit(cache=True, nogil=True)
 def invert_k(src, dst, param, y0, x0, h, w):
     """``ImageOps.invert``: ``255 - v``; ``param`` is ignored."""
+    fs = src.reshape(src.size)
+    fd = dst.reshape(dst.size)
+    rb = 3 * src.shape[1]
     for y in range(y0, y0 + h):
-        s = row_view(src, y, x0, w)
-        d = row_view(dst, y, x0, w)
-        for i in range(s.shape[0]):
-            d[i] = s[i] ^ np.uint8(255)
+        o = _u(y * rb + 3 * x0)
+        for i in range(_u(3 * w)):
+            fd[o + i] = fs[o + i] ^ np.uint8(255)
 
 
 @njit(cache=True, nogil=True)
@@ -149,27 +160,33 @@ def posterize_k(src, dst, param, y0, x0, h, w):
     """
     bits = min(max(int(param), 0), 8)
     mask = np.uint8((0xFF << (8 - bits)) & 0xFF)
+    fs = src.reshape(src.size)
+    fd = dst.reshape(dst.size)
+    rb = 3 * src.shape[1]
     for y in range(y0, y0 + h):
-        s = row_view(src, y, x0, w)
-        d = row_view(dst, y, x0, w)
-        for i in range(s.shape[0]):
-            d[i] = s[i] & mask
+        o = _u(y * rb + 3 * x0)
+        for i in range(_u(3 * w)):
+            fd[o + i] = fs[o + i] & mask
 
 
 @njit(cache=True, nogil=True)
 def solarize_k(src, dst, param, y0, x0, h, w):
     """``ImageOps.solarize(img, param)``: ``v if v < threshold else 255 - v`` (256 = identity)."""
+    fs = src.reshape(src.size)
+    fd = dst.reshape(dst.size)
+    rb = 3 * src.shape[1]
+    n = _u(3 * w)
     if param > 255.0:  # no sample is >= threshold: identity
         for y in range(y0, y0 + h):
-            copy_bytes(row_view(src, y, x0, w), row_view(dst, y, x0, w))
+            o = _u(y * rb + 3 * x0)
+            _copy(fs, o, fd, o, n)
         return
     thr = np.uint8(max(math.ceil(param), 0))  # v < param  <=>  v < ceil(param), integer v
     for y in range(y0, y0 + h):
-        s = row_view(src, y, x0, w)
-        d = row_view(dst, y, x0, w)
-        for i in range(s.shape[0]):
-            v = s[i]
-            d[i] = v if v < thr else v ^ np.uint8(255)
+        o = _u(y * rb + 3 * x0)
+        for i in range(n):
+            v = fs[o + i]
+            fd[o + i] = v if v < thr else v ^ np.uint8(255)
 
 
 @njit(cache=True, nogil=True)
@@ -274,8 +291,9 @@ def _mean_grey(src):
     flat = src.reshape(src.size)
     n = src.size // 3
     total = 0
-    for i in range(n):
-        total += _grey(flat[3 * i], flat[3 * i + 1], flat[3 * i + 2])
+    for j in range(_u(n)):
+        i = _U3 * j
+        total += _grey(flat[i], flat[i + _U1], flat[i + _U2])
     return np.int32(total / n + 0.5)
 
 
@@ -289,35 +307,44 @@ def contrast_k(src, dst, param, y0, x0, h, w):
 def color_k(src, dst, param, y0, x0, h, w):
     """``ImageEnhance.Color(img).enhance(param)`` (blend with the greyscale image)."""
     alpha = np.float32(param)
+    fs = src.reshape(src.size)
+    fd = dst.reshape(dst.size)
+    rb = 3 * src.shape[1]
     for y in range(y0, y0 + h):
-        s = row_view(src, y, x0, w)
-        d = row_view(dst, y, x0, w)
-        for j in range(w):
-            r = np.int32(s[3 * j])
-            g = np.int32(s[3 * j + 1])
-            b = np.int32(s[3 * j + 2])
+        o = _u(y * rb + 3 * x0)
+        for j in range(_u(w)):
+            i = o + _U3 * j
+            r = np.int32(fs[i])
+            g = np.int32(fs[i + _U1])
+            b = np.int32(fs[i + _U2])
             grey = _grey(r, g, b)
-            d[3 * j] = _blend1(grey, r, alpha)
-            d[3 * j + 1] = _blend1(grey, g, alpha)
-            d[3 * j + 2] = _blend1(grey, b, alpha)
+            fd[i] = _blend1(grey, r, alpha)
+            fd[i + _U1] = _blend1(grey, g, alpha)
+            fd[i + _U2] = _blend1(grey, b, alpha)
 
 
 @njit(cache=True, nogil=True)
-def _sharpen_row(up, mid, down, d, alpha):
-    """Interior bytes of one row: ``blend(SMOOTH(img), img, alpha)``. ``up``/``mid``/``down``
-    are rows y-1, y, y+1 from one pixel left of the output to one pixel right of it."""
-    for i in range(d.shape[0]):
+def _sharpen_row(fs, up, mid, down, fd, do, n, alpha):
+    """``n`` interior bytes of one row: ``blend(SMOOTH(img), img, alpha)``. ``up``/``mid``/
+    ``down`` are the offsets in ``fs`` of rows y-1, y, y+1 one pixel left of the output."""
+    u6 = np.uint64(6)
+    for i in range(n):
+        a = up + i
+        b = mid + i
+        c = down + i
         s = _HALF
-        s += (np.float32(down[i]) * _K1 + np.float32(down[i + 3]) * _K1) + np.float32(
-            down[i + 6]
+        s += (np.float32(fs[c]) * _K1 + np.float32(fs[c + _U3]) * _K1) + np.float32(
+            fs[c + u6]
         ) * _K1
-        s += (np.float32(mid[i]) * _K1 + np.float32(mid[i + 3]) * _K5) + np.float32(
-            mid[i + 6]
+        s += (np.float32(fs[b]) * _K1 + np.float32(fs[b + _U3]) * _K5) + np.float32(
+            fs[b + u6]
         ) * _K1
-        s += (np.float32(up[i]) * _K1 + np.float32(up[i + 3]) * _K1) + np.float32(up[i + 6]) * _K1
+        s += (np.float32(fs[a]) * _K1 + np.float32(fs[a + _U3]) * _K1) + np.float32(
+            fs[a + u6]
+        ) * _K1
         deg = np.float32(np.int32(min(max(s, _ZERO), _MAX)))
-        t = deg + alpha * (np.float32(mid[i + 3]) - deg)
-        d[i] = np.int32(min(max(t, _ZERO), _MAX))
+        t = deg + alpha * (np.float32(fs[b + _U3]) - deg)
+        fd[do + i] = np.int32(min(max(t, _ZERO), _MAX))
 
 
 @njit(cache=True, nogil=True)
@@ -329,17 +356,27 @@ def sharpness_k(src, dst, param, y0, x0, h, w):
     ww = src.shape[1]
     xa = max(x0, 1)  # interior columns of the box
     xb = max(min(x0 + w, ww - 1), xa)
+    fs = src.reshape(src.size)
+    fd = dst.reshape(dst.size)
+    rb = 3 * ww
     for y in range(y0, y0 + h):
+        row = y * rb
         if y == 0 or y == hh - 1 or xb == xa:
-            copy_bytes(row_view(src, y, x0, w), row_view(dst, y, x0, w))
+            o = _u(row + 3 * x0)
+            _copy(fs, o, fd, o, _u(3 * w))
             continue
-        copy_bytes(row_view(src, y, x0, xa - x0), row_view(dst, y, x0, xa - x0))
-        copy_bytes(row_view(src, y, xb, x0 + w - xb), row_view(dst, y, xb, x0 + w - xb))
-        n = xb - xa
+        o = _u(row + 3 * x0)
+        _copy(fs, o, fd, o, _u(3 * (xa - x0)))
+        o = _u(row + 3 * xb)
+        _copy(fs, o, fd, o, _u(3 * (x0 + w - xb)))
+        left = row + 3 * (xa - 1)
         _sharpen_row(
-            row_view(src, y - 1, xa - 1, n + 2),
-            row_view(src, y, xa - 1, n + 2),
-            row_view(src, y + 1, xa - 1, n + 2),
-            row_view(dst, y, xa, n),
+            fs,
+            _u(left - rb),
+            _u(left),
+            _u(left + rb),
+            fd,
+            _u(row + 3 * xa),
+            _u(3 * (xb - xa)),
             alpha,
         )

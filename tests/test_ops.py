@@ -3,8 +3,10 @@
 Tolerance (spec §3): the point ops (equalize, posterize, solarize, mirror, invert,
 autocontrast) must be EXACT; the resampling and enhance ops (rotate, shear_x/_y,
 translate_x/_y, color, contrast, brightness, sharpness) must be at most 1 grey level apart
-(every channel) on >= 99% of the pixels. The kernels are in fact bit-exact for all 15 ops;
-``test_all_ops_bit_exact`` pins that down on a sample of parameters.
+(every channel) on >= 99% of the pixels. The kernels are stricter than that:
+``test_exact_cases_bit_exact`` pins down the cases that stay bit-exact (enhance ops, integer
+translations, quarter turns, zero parameters), and ``test_resampling_close_to_pillow``
+checks that the float32 bilinear kernels are never more than 1 level off (and rarely off).
 
 On a failure, side-by-side PNGs (ours | Pillow | 32 x |diff|) are written to ``tmp_path``.
 """
@@ -152,15 +154,15 @@ def test_op_matches_pillow(name, images, tmp_path):
             assert_matches(tmp_path, name, ours, pillow_op(name, img, p), f"{name}_{p}_{key}")
 
 
-def test_all_ops_bit_exact(images, tmp_path):
-    """Stronger than the spec: every op reproduces Pillow bit for bit (sampled params)."""
+def test_exact_cases_bit_exact(images, tmp_path):
+    """Stronger than the spec where the kernels do not resample: bit for bit (sampled params)."""
     img = images["coffee_97x131"]
     samples = {
-        "rotate": [2.0, -17.3, 90.0],
-        "shear_x": [0.27, -0.9],
-        "shear_y": [-0.13, 0.9],
-        "translate_x": [7.0, -3.5],
-        "translate_y": [-30.0, 12.75],
+        "rotate": [0.0, 180.0, 360.0],
+        "shear_x": [0.0],
+        "shear_y": [0.0],
+        "translate_x": [7.0, -30.0, 131.0],
+        "translate_y": [-30.0, 12.0, 97.0],
         "color": [0.3, 1.8],
         "contrast": [0.45, 1.6],
         "brightness": [0.7, 2.2],
@@ -173,6 +175,37 @@ def test_all_ops_bit_exact(images, tmp_path):
             if not np.array_equal(ours, ref):
                 path = _save_failure(tmp_path, f"exact_{name}_{p}", ours, ref)
                 pytest.fail(f"{name}({p}) is not bit-exact; images in {path}")
+    square = images["chelsea"]
+    for p in (90.0, -90.0, 270.0):
+        assert np.array_equal(ops.rotate(square, p), pillow_op("rotate", square, p)), p
+
+
+@pytest.mark.parametrize("name", ["rotate", "shear_x", "shear_y", "translate_x", "translate_y"])
+def test_resampling_close_to_pillow(name, images, tmp_path):
+    """The bilinear kernels blend in float32 (spec tolerance: <= 1 level on >= 99%). On photos
+    they are never more than 1 level off, over random severity-1 and larger parameters, and
+    differ on ~0.1% of the pixels (up to ~1.2% for "round" parameters such as shear 0.3,
+    where Pillow's float64 result lands within 1e-15 of an integer)."""
+    rng = np.random.default_rng(OP_NAMES.index(name))
+    small, large = {
+        "rotate": (2.0, 180.0),
+        "shear_x": (0.03, 1.0),
+        "shear_y": (0.03, 1.0),
+        "translate_x": (3.0, 80.0),
+        "translate_y": (3.0, 80.0),
+    }[name]
+    params = [*rng.uniform(-small, small, 6), *rng.uniform(-large, large, 4)]
+    for key, img in images.items():
+        for p in params:
+            ours = ops.apply_op(name, img, p)
+            ref = pillow_op(name, img, p)
+            diff = np.abs(ours.astype(np.int16) - ref.astype(np.int16)).max(axis=-1)
+            if diff.max() > 1 or np.mean(diff > 0) > 0.02:
+                path = _save_failure(tmp_path, f"close_{name}_{p}_{key}", ours, ref)
+                pytest.fail(
+                    f"{name}({p}) on {key}: max diff {diff.max()}, "
+                    f"{np.mean(diff > 0):.3%} of pixels differ; images in {path}"
+                )
 
 
 def test_special_images(tmp_path):
