@@ -54,26 +54,42 @@ from .sampling import (
 
 
 @njit(nogil=True)
-def _accumulate_box(acc, img, x, w, y0, x0, h, wd):
-    """acc[box] += w * (img[box] - x[box]) in float32, row by row."""
+def _accumulate_boxes(acc, img, x, w, rects, first, n, iv):
+    """acc += w * (img - x) over the union of rectangles ``rects[first:first+n]``, each pixel
+    once (rows: the covering x-intervals are sorted and merged; ``iv`` int64 [2n] scratch)."""
     wf = np.float32(w)
-    for y in range(y0, y0 + h):
-        a, p, q = acc[y].reshape(-1), img[y].reshape(-1), x[y].reshape(-1)
-        for i in range(3 * x0, 3 * (x0 + wd)):
-            a[i] += wf * (np.float32(p[i]) - np.float32(q[i]))
+    y0, y1 = 1 << 30, 0
+    for r in range(first, first + n):
+        y0, y1 = min(y0, rects[4 * r]), max(y1, rects[4 * r + 2])
+    for y in range(y0, y1):
+        m = 0
+        for r in range(first, first + n):
+            if rects[4 * r] <= y < rects[4 * r + 2]:
+                lo, hi = rects[4 * r + 1], rects[4 * r + 3]
+                j = m  # insertion sort by start
+                while j > 0 and iv[2 * (j - 1)] > lo:
+                    iv[2 * j], iv[2 * j + 1] = iv[2 * (j - 1)], iv[2 * (j - 1) + 1]
+                    j -= 1
+                iv[2 * j], iv[2 * j + 1] = lo, hi
+                m += 1
+        done = 0  # pixels [0, done) of this row are accumulated
+        for j in range(m):
+            lo, hi = 3 * max(iv[2 * j], done), 3 * iv[2 * j + 1]
+            if hi > lo:
+                a = acc[y].reshape(-1)[lo:hi]
+                p, q = img[y].reshape(-1)[lo:hi], x[y].reshape(-1)[lo:hi]
+                for i in range(hi - lo):
+                    a[i] += wf * (np.float32(p[i]) - np.float32(q[i]))
+            done = max(done, iv[2 * j + 1])
 
 
 @njit(nogil=True)
-def _accumulate_full(acc, img, x, w, assign):
-    """acc (+)= w * (img - x) over the whole image (flat, vectorisable)."""
+def _accumulate_full(acc, img, x, w):
+    """acc += w * (img - x) over the whole image (flat, vectorisable)."""
     wf = np.float32(w)
     a, p, q = acc.reshape(-1), img.reshape(-1), x.reshape(-1)
-    if assign:
-        for i in range(a.size):
-            a[i] = wf * (np.float32(p[i]) - np.float32(q[i]))
-    else:
-        for i in range(a.size):
-            a[i] += wf * (np.float32(p[i]) - np.float32(q[i]))
+    for i in range(a.size):
+        a[i] += wf * (np.float32(p[i]) - np.float32(q[i]))
 
 
 @njit(nogil=True)
@@ -94,18 +110,22 @@ def _image_chain(x, rec, base, depth, buf_a, buf_b):
 
 
 @njit(nogil=True)
-def _patch_chain(x, fractal, fy, fx, rec, base, depth, xc, srcbuf, lut1, lut2, wrap, box, table):
-    """Run a patch chain; the result lives in ``xc`` inside ``box`` (y0, x0, y1, x1)."""
-    y0, x0, y1, x1 = x.shape[0], x.shape[1], 0, 0
+def _patch_chain(
+    x, fractal, fy, fx, rec, base, depth, xc, srcbuf, lut1, lut2, wrap, rects, first, table
+):
+    """Run a patch chain. ``xc`` equals the chain's result inside its step boxes, which are
+    written to ``rects[4*first:]`` as (y0, x0, y1, x1); outside them the chain equals x."""
     for d in range(depth):
         s0 = base + C_STEPS + d * NF
         top, left = int(rec[s0 + S_TOP]), int(rec[s0 + S_LEFT])
-        y0, x0 = min(y0, top), min(x0, left)
-        y1, x1 = max(y1, top + int(rec[s0 + S_H])), max(x1, left + int(rec[s0 + S_W]))
-    for y in range(y0, y1):
-        dst, srow = xc[y].reshape(-1), x[y].reshape(-1)
-        for i in range(3 * x0, 3 * x1):
-            dst[i] = srow[i]
+        r = 4 * (first + d)
+        rects[r], rects[r + 1] = top, left
+        rects[r + 2], rects[r + 3] = top + int(rec[s0 + S_H]), left + int(rec[s0 + S_W])
+        lo, hi = 3 * left, 3 * rects[r + 3]
+        for y in range(top, rects[r + 2]):
+            dst, srow = xc[y].reshape(-1)[lo:hi], x[y].reshape(-1)[lo:hi]
+            for i in range(hi - lo):
+                dst[i] = srow[i]
     for d in range(depth):
         s0 = base + C_STEPS + d * NF
         top, left = int(rec[s0 + S_TOP]), int(rec[s0 + S_LEFT])
@@ -139,17 +159,20 @@ def _patch_chain(x, fractal, fy, fx, rec, base, depth, xc, srcbuf, lut1, lut2, w
             lut2,
             table,
         )
-    box[0], box[1], box[2], box[3] = y0, x0, y1, x1
 
 
 @njit(nogil=True)
-def _one_view(x, bank, rec, icfg, acc, bufs, luts, box, table):
-    """``acc`` = m·Σ wᵢ(cᵢ − x) (float32) for one IPMix view; False if the view equals x."""
+def _one_view(x, bank, rec, icfg, acc, bufs, luts, box, ivs, table):
+    """Add m·Σ wᵢ(cᵢ − x) of one IPMix view into ``acc`` (float32, all zeros on entry).
+
+    Returns the number of touched rectangles, recorded in ``box`` as (y0, x0, y1, x1) each,
+    or -1 when the whole image is touched; 0: the view equals x.
+    """
     k, t, wrap = icfg[ICFG_K], icfg[ICFG_T], icfg[ICFG_WRAP] != 0
     fractal = bank[int(rec[R_FIDX])]
     fy, fx = int(rec[R_FY]), int(rec[R_FX])
     m = rec[R_M]
-    touched = False
+    nrect = 0
     for c in range(k):
         base = R_W0 + k + c * (C_STEPS + t * NF)
         depth = int(rec[base + C_DEPTH])
@@ -157,6 +180,8 @@ def _one_view(x, bank, rec, icfg, acc, bufs, luts, box, table):
             continue
         w = m * rec[R_W0 + c]
         if int(rec[base + C_KIND]) == KIND_PATCH:
+            xc, srcbuf, lut1, lut2 = bufs[0], bufs[2], luts[0], luts[1]
+            first = nrect if nrect >= 0 else 0
             _patch_chain(
                 x,
                 fractal,
@@ -165,49 +190,85 @@ def _one_view(x, bank, rec, icfg, acc, bufs, luts, box, table):
                 rec,
                 base,
                 depth,
-                bufs[0],
-                bufs[2],
-                luts[0],
-                luts[1],
+                xc,
+                srcbuf,
+                lut1,
+                lut2,
                 wrap,
                 box,
+                first,
                 table,
             )
-            if not touched:
-                af = acc.reshape(-1)
-                for i in range(af.size):
-                    af[i] = 0.0
-                touched = True
-            _accumulate_box(acc, bufs[0], x, w, box[0], box[1], box[2] - box[0], box[3] - box[1])
+            _accumulate_boxes(acc, xc, x, w, box, first, depth, ivs)
+            if nrect >= 0:
+                nrect += depth
         else:
             res, applied = _image_chain(x, rec, base, depth, bufs[0], bufs[1])
             if applied > 0:
-                _accumulate_full(acc, res, x, w, not touched)
-                touched = True
-    return touched
+                _accumulate_full(acc, res, x, w)
+                nrect = -1
+    return nrect
 
 
 @njit(nogil=True)
-def _write_out(x, acc, touched, out_u8, out_f32, as_float):
-    """out = x + acc, rounded half up to uint8 or as float32 (flat loops)."""
-    xs, a = x.reshape(-1), acc.reshape(-1)
-    if as_float:
-        o = out_f32.reshape(-1)
-        if touched:
-            for i in range(xs.size):
+def _write_rect(x, acc, y0, x0, y1, x1, out_u8, out_f32, as_float):
+    """out[rect] = x + acc (rounded half up to uint8, or float32).
+
+    Rows are sliced first so the inner loops index from 0: Numba then drops its
+    negative-index checks and the loops vectorise (about 3x faster)."""
+    lo, hi = 3 * x0, 3 * x1
+    for y in range(y0, y1):
+        xs, a = x[y].reshape(-1)[lo:hi], acc[y].reshape(-1)[lo:hi]
+        if as_float:
+            o = out_f32[y].reshape(-1)[lo:hi]
+            for i in range(hi - lo):
                 o[i] = np.float32(xs[i]) + a[i]
         else:
-            for i in range(xs.size):
-                o[i] = np.float32(xs[i])
-    else:
-        o = out_u8.reshape(-1)
-        if touched:
-            for i in range(xs.size):
+            o8 = out_u8[y].reshape(-1)[lo:hi]
+            for i in range(hi - lo):
                 v = np.float32(xs[i]) + a[i] + np.float32(0.5)
-                o[i] = np.uint8(min(max(v, np.float32(0)), np.float32(255)))
-        else:
-            for i in range(xs.size):  # an explicit loop: Numba's o[:] = xs is ~5x slower
-                o[i] = xs[i]
+                o8[i] = np.uint8(min(max(v, np.float32(0)), np.float32(255)))
+
+
+@njit(nogil=True)
+def _write_out(x, acc, box, nrect, out_u8, out_f32, as_float):
+    """out = x + acc, and acc reset to zero. Outside the touched rectangles (see
+    ``_one_view``) the output is a plain copy of x, so small patches cost little."""
+    s, sw = x.shape[0], x.shape[1]
+    if nrect < 0:
+        _write_rect(x, acc, 0, 0, s, sw, out_u8, out_f32, as_float)
+        a = acc.reshape(-1)
+        for i in range(a.size):
+            a[i] = 0.0
+        return
+    xs = x.reshape(-1)
+    if as_float:
+        o = out_f32.reshape(-1)
+        for i in range(xs.size):
+            o[i] = np.float32(xs[i])
+    else:
+        o8 = out_u8.reshape(-1)
+        for i in range(xs.size):  # explicit loops: Numba's o[:] = xs is ~5x slower
+            o8[i] = xs[i]
+    # rectangles may overlap: write all of them, then reset all of them
+    for r in range(nrect):
+        _write_rect(
+            x,
+            acc,
+            box[4 * r],
+            box[4 * r + 1],
+            box[4 * r + 2],
+            box[4 * r + 3],
+            out_u8,
+            out_f32,
+            as_float,
+        )
+    for r in range(nrect):
+        lo, hi = 3 * box[4 * r + 1], 3 * box[4 * r + 3]
+        for y in range(box[4 * r], box[4 * r + 2]):
+            a = acc[y].reshape(-1)[lo:hi]
+            for i in range(hi - lo):
+                a[i] = 0.0
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -232,9 +293,9 @@ def _apply_k(
         b, v = j // nv, j % nv
         tid = numba.get_thread_id()
         acc = scr_f32[tid]
-        touched = False
+        nrect = 0
         if v >= clean_first:
-            touched = _one_view(
+            nrect = _one_view(
                 images[b],
                 bank,
                 recs[b, v - clean_first],
@@ -242,13 +303,14 @@ def _apply_k(
                 acc,
                 scr_u8[tid],
                 scr_lut[tid],
-                scr_box[tid],
+                scr_box[tid, :1024],
+                scr_box[tid, 1024:],
                 mask_table,
             )
         if as_float:
-            _write_out(images[b], acc, touched, out_u8[0, 0], out_f32[b, v], True)
+            _write_out(images[b], acc, scr_box[tid], nrect, out_u8[0, 0], out_f32[b, v], True)
         else:
-            _write_out(images[b], acc, touched, out_u8[b, v], out_f32[0, 0], False)
+            _write_out(images[b], acc, scr_box[tid], nrect, out_u8[b, v], out_f32[0, 0], False)
 
 
 _SCRATCH: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}
@@ -262,9 +324,9 @@ def _scratch(size: int) -> tuple[np.ndarray, ...]:
     if key not in _SCRATCH:
         _SCRATCH[key] = (
             np.empty((n, 3, size, size, 3), np.uint8),
-            np.empty((n, size, size, 3), np.float32),
+            np.zeros((n, size, size, 3), np.float32),  # invariant: all zero between views
             np.empty((n, 2, 256), np.float32),
-            np.empty((n, 4), np.int64),
+            np.empty((n, 4 * 16 * 16 + 2 * 16), np.int64),  # k*t rectangles + intervals
             mask_table(),
         )
     return _SCRATCH[key]

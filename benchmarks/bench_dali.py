@@ -1,0 +1,114 @@
+#!/usr/bin/env python
+"""DALI CPU loader throughput per core: without IPMix, IPMix one view, IPMix JSD.
+
+    python benchmarks/bench_dali.py [--images 1024] [--size 224] [--threads 1] [--quick]
+
+Data: the ImageNet-like JPEGs of ``bench_pipelines.py`` (random crops/rescales of the
+scikit-image photos to 500x375 or 375x500, q90) as a temporary ImageFolder. The DALI graph
+runs on the CPU (``device_id=None``): ROI JPEG decode + keyed random-resized crop + flip,
+and IPMix through DALI's Numba plugin calling the ``ipmix_ops`` kernels. Each loader runs
+one warm-up epoch (JIT compile, reported apart) and the median of ``--repeats`` epochs;
+every epoch rebuilds the DALI pipeline (that cost is included). ``img/s/core`` = images/s
+divided by ``--threads`` (DALI's CPU threads; the consuming main thread is not counted).
+Results: JSON in benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.bench_pipelines import _photos, imagenet_like_folder, time_loader  # noqa: E402
+from benchmarks.common import metadata, print_table, write_result  # noqa: E402
+from ipmix_ops import IPMixConfig  # noqa: E402
+from pipelines.dali import make_loader  # noqa: E402
+from pipelines.loader import LoaderOptions  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--images", type=int, default=1024)
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--threads", type=int, default=1, help="DALI CPU threads")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--quick", action="store_true", help="256 images, batch 32, 2 repeats")
+    p.add_argument("--out", help="JSON path (default benchmarks/results/dali-<time>.json)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.images, args.repeats, args.batch = 256, 2, 32
+    f = IPMixConfig.preset("imagenet", image_size=args.size).fractal_size
+    bank = np.stack([np.asarray(Image.fromarray(x).resize((f, f))) for x in _photos()])
+    bank_desc = f"{len(bank)} skimage photos at {f}px"
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "train"
+        data = imagenet_like_folder(root, args.images)
+        print(
+            f"data: {data['images']} JPEGs 500x375/375x500 q90 (mean {data['mean_jpeg_kb']} kB);"
+            f" bank: {bank_desc}"
+        )
+        opts = LoaderOptions(
+            train=True,
+            batch_size=args.batch,
+            image_size=args.size,
+            seed=0,
+            num_workers=args.threads,
+        )
+        for label, jsd in (("off", None), ("1 view", False), ("JSD", True)):
+            cfg = None
+            if jsd is not None:
+                cfg = IPMixConfig.preset("imagenet", image_size=args.size, jsd=jsd)
+                opts = LoaderOptions(**{**opts.__dict__, "mean": cfg.mean, "std": cfg.std})
+            loader = make_loader(root, opts, cfg, bank if cfg else None, device="cpu")
+            first, t = time_loader(loader, args.repeats)
+            n = len(loader) * args.batch
+            rows.append(
+                {
+                    "pipeline": "dali (cpu)",
+                    "IPMix": label if cfg is None else f"{label} (Numba plugin)",
+                    "img/s": round(n / t, 1),
+                    "img/s/core": round(n / t / args.threads, 1),
+                    "ms/img/core": round(1e3 * t * args.threads / n, 2),
+                    "first epoch s": round(first, 1),
+                    "epoch s": round(t, 2),
+                }
+            )
+            print(f"  dali {label}: {rows[-1]['img/s/core']} img/s/core", flush=True)
+            del loader
+
+    print(
+        f"\n{args.size}px, batch {args.batch}, {args.threads} DALI thread(s), median of "
+        f"{args.repeats} epochs after a warm-up epoch (first epoch includes JIT compile)"
+    )
+    print_table(rows, list(rows[0]))
+    path = write_result(
+        "dali",
+        {
+            "meta": metadata("nvidia-dali-cuda120", "torch"),
+            "data": {**data, "source": "scikit-image photos, random crops/rescales, q90"},
+            "bank": bank_desc,
+            "size": args.size,
+            "batch": args.batch,
+            "threads": args.threads,
+            "repeats": args.repeats,
+            "rows": rows,
+        },
+        args.out,
+    )
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+#!/usr/bin/env python
+"""Loader throughput per core: torch + the authors' IPMix vs FFCV, without and with IPMix.
+
+    python benchmarks/bench_pipelines.py [--images 1024] [--size 224] [--workers 1] [--quick]
+
+Data: ImageNet-like JPEGs derived from the 8 colour photos bundled with scikit-image (random
+crops of 45-100% of each photo's area, rescaled to 500x375 or 375x500, JPEG quality 90),
+as an ImageFolder of 4 classes. FFCV reads two .beton files of the same pictures (max
+resolution 500): "jpg", all JPEG q90 (both backends decode the same 500x375 JPEGs), and
+"prop", ffcv-imagenet's ResNet-50 recipe (``proportion`` mode: half JPEG q90, half raw
+pixels). Fractal bank: ``--fractals`` (a store), else real photos at F = S*256/224 (the
+content does not change the cost).
+Each loader runs one warm-up epoch (JIT compile, reported apart) and the median of
+``--repeats`` epochs; ``img/s/core`` = images/s divided by ``--workers`` (FFCV threads or
+DataLoader processes; the consuming main thread is not counted). Results: JSON in
+benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import metadata, print_table, write_result  # noqa: E402
+from ipmix_ops import IPMixConfig  # noqa: E402
+from pipelines import build_loader  # noqa: E402
+from pipelines.beton import write_beton  # noqa: E402
+
+IMPL = {"torch": "Pillow reference", "ffcv": "Numba"}
+PHOTOS = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "stereo_motorcycle",
+)
+
+
+def _photos() -> list[np.ndarray]:
+    from skimage import data
+
+    out = []
+    for name in PHOTOS:
+        img = getattr(data, name)()
+        img = img[0] if isinstance(img, tuple) else img
+        out.append(np.ascontiguousarray(img[..., :3]))
+    return out
+
+
+def imagenet_like_folder(root: Path, n: int, seed: int = 0) -> dict:
+    """``n`` JPEGs (q90, 500x375 or 375x500) cut from the skimage photos, 4 classes."""
+    rng = np.random.default_rng(seed)
+    photos, sizes = _photos(), []
+    for i in range(n):
+        p = photos[i % len(photos)]
+        h, w = p.shape[:2]
+        frac = rng.uniform(0.45, 1.0)
+        ch, cw = int(h * np.sqrt(frac)), int(w * np.sqrt(frac))
+        y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+        size = (500, 375) if rng.uniform() < 0.8 else (375, 500)
+        im = Image.fromarray(p[y : y + ch, x : x + cw]).resize(size, Image.Resampling.BILINEAR)
+        path = root / f"class{i % 4}" / f"{i:05d}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        im.save(path, quality=90)
+        sizes.append(path.stat().st_size)
+    return {"images": n, "mean_jpeg_kb": round(float(np.mean(sizes)) / 1e3, 1)}
+
+
+def time_loader(loader, repeats: int) -> tuple[float, float]:
+    """(first epoch seconds, median seconds of ``repeats`` later epochs)."""
+
+    def epoch() -> float:
+        t0 = time.perf_counter()
+        for _ in loader:
+            pass
+        return time.perf_counter() - t0
+
+    first = epoch()
+    return first, statistics.median(epoch() for _ in range(repeats))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--images", type=int, default=1024)
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--workers", type=int, default=1, help="FFCV threads / DataLoader workers")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--fractals", default=None, help="a fractal store (default: photos)")
+    p.add_argument("--quick", action="store_true", help="256 images, 2 repeats")
+    p.add_argument("--out", help="JSON path (default benchmarks/results/pipelines-<time>.json)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.images, args.repeats, args.batch = 256, 2, 32
+    cfg = IPMixConfig.preset("imagenet", image_size=args.size)
+    if args.fractals:
+        bank_desc, bank = f"fractal store {args.fractals}", args.fractals
+    else:
+        f = cfg.fractal_size
+        bank = np.stack([np.asarray(Image.fromarray(x).resize((f, f))) for x in _photos()])
+        bank_desc = f"{len(bank)} skimage photos at {f}px"
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        data = imagenet_like_folder(tmp / "train", args.images)
+        betons = {}
+        for mode in ("jpg", "proportion"):
+            betons[mode[:4]] = tmp / f"{mode}.beton"
+            kw = dict(max_resolution=500, write_mode=mode, compress_probability=0.5)
+            write_beton(tmp / "train", betons[mode[:4]], progress=False, **kw)
+        print(
+            f"data: {data['images']} JPEGs 500x375/375x500 q90 (mean {data['mean_jpeg_kb']} kB) "
+            f"cut from scikit-image's photos; .beton jpg: all JPEG q90; .beton prop: "
+            f"ffcv-imagenet's recipe (50% JPEG q90, 50% raw); bank: {bank_desc}"
+        )
+        common = dict(
+            train=True,
+            batch_size=args.batch,
+            image_size=args.size,
+            seed=0,
+            num_workers=args.workers,
+            device="cpu",
+            fractals=bank,
+        )
+        ipmix_cases = [
+            ("off", None, False),
+            ("1 view", "imagenet", False),
+            ("JSD", "imagenet", True),
+        ]
+        cases = [("torch", "ImageFolder", *c) for c in ipmix_cases]
+        cases += [("ffcv", f".beton {b}", *c) for b in betons for c in ipmix_cases]
+        rows, rate = [], {}
+        for backend, source, label, ipmix, jsd in cases:
+            src = betons[source.split()[-1]] if backend == "ffcv" else tmp / "train"
+            loader = build_loader(backend, src, ipmix=ipmix, jsd=jsd, **common)
+            first, t = time_loader(loader, args.repeats)
+            n = len(loader) * args.batch
+            rate[(source, label)] = n / t / args.workers
+            rows.append(
+                {
+                    "pipeline": backend,
+                    "data": source,
+                    "IPMix": label if ipmix is None else f"{label} ({IMPL[backend]})",
+                    "img/s": round(n / t, 1),
+                    "img/s/core": round(n / t / args.workers, 1),
+                    "ms/img/core": round(1e3 * t * args.workers / n, 2),
+                    "first epoch s": round(first, 1),
+                    "epoch s": round(t, 2),
+                }
+            )
+            print(f"  {backend} {source} {label}: {rows[-1]['img/s/core']} img/s/core", flush=True)
+            del loader
+
+    goals = {}
+    r1, r3 = rate[("ImageFolder", "1 view")], rate[("ImageFolder", "JSD")]
+    for b in betons:
+        plain, f1, f3 = (rate[(f".beton {b}", c)] for c in ("off", "1 view", "JSD"))
+        over = "IPMix overhead vs plain FFCV (goal <= 25%)"
+        speed = "FFCV+IPMix / torch+reference per core (goal >= 5x)"
+        goals[f"{b}, 1 view: {over}"] = f"{100 * (plain / f1 - 1):.0f}%"
+        goals[f"{b}, JSD: {over}"] = f"{100 * (plain / f3 - 1):.0f}%"
+        goals[f"{b}, 1 view: {speed}"] = f"{f1 / r1:.1f}x"
+        goals[f"{b}, JSD: {speed}"] = f"{f3 / r3:.1f}x"
+    print(
+        f"\n{args.size}px, batch {args.batch}, {args.workers} worker(s), median of "
+        f"{args.repeats} epochs after a warm-up epoch (first epoch includes JIT compile)"
+    )
+    print_table(rows, list(rows[0]))
+    for k, v in goals.items():
+        print(f"{k}: {v}")
+    path = write_result(
+        "pipelines",
+        {
+            "meta": metadata("torch", "torchvision", "ffcv"),
+            "data": {**data, "source": "scikit-image photos, random crops/rescales, q90"},
+            "bank": bank_desc,
+            "size": args.size,
+            "batch": args.batch,
+            "workers": args.workers,
+            "repeats": args.repeats,
+            "rows": rows,
+            "goals": goals,
+        },
+        args.out,
+    )
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""The DALI backend: ImageFolder JPEGs -> DALI graph (decode, keyed crop + flip, IPMix) ->
+the batch contract of :mod:`pipelines.loader`.
+
+One graph-building function, :func:`ipmix_pipeline`, with a ``device`` argument:
+
+* ``"cpu"`` (the only one tested here: no GPU on the development machines): CPU decode,
+  crop, resize, flip, and IPMix through DALI's Numba plugin (:mod:`pipelines.dali_numba`),
+  which calls the ``ipmix_ops`` kernels: **this is the CPU path**, bit-identical to
+  :func:`ipmix_ops.ipmix_apply` on the same crops and records.
+* ``"gpu"``: ``device="mixed"`` decode and GPU resize/flip without IPMix. With IPMix the graph
+  stays on the CPU up to the Numba operator (the plugin has no GPU form of these kernels) and
+  the views are moved with ``.gpu()`` at the end; the native operator forms in
+  :mod:`pipelines.dali_ops` are the building blocks of a future all-GPU IPMix graph.
+
+Order, shards, keys. Each epoch the file list is built like ``DistributedSampler`` (a
+permutation from ``torch.randperm`` seeded with ``seed + epoch``, padded to a multiple of
+``world_size``) and laid out so that ``fn.readers.file``'s contiguous shard ``rank`` of
+``num_shards = world_size`` holds exactly the sampler's indices for that rank: the DALI and
+PyTorch backends visit the same samples in the same order. The reader's ``labels`` are the
+dataset indices (class labels are looked up in Python), and every random choice is keyed by
+``(seed, epoch, index)``: crop boxes and flips by :mod:`pipelines.keyed` (the same boxes as
+the FFCV/PyTorch backends; pixels differ slightly because DALI decodes and resizes with its
+own kernels), IPMix records by :mod:`ipmix_ops.sampling`. The graph is rebuilt per epoch
+(the epoch is a constant input), so ``set_epoch`` resumes exactly.
+
+Val: resize the shorter side to ``round(S / 0.875)`` (linear, antialiased) + centre crop S.
+Output: uint8 views (IPMix is rounded half up to uint8 in the graph); ``output="float"``
+normalises after the transfer, on ``opts.device``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from nvidia.dali import fn, pipeline_def, types
+from nvidia.dali.plugin.base_iterator import LastBatchPolicy
+from nvidia.dali.plugin.pytorch import DALIGenericIterator
+
+from ipmix_ops import IPMixConfig
+
+from .dali_numba import ipmix_views, keyed_crop_params
+from .folder import scan_image_folder
+from .loader import DEFAULT_CROP_RATIO, Finisher, LoaderOptions
+
+READER = "Reader"
+
+
+def dali_device(device: str | None = None, torch_device: torch.device | None = None) -> str:
+    """``"gpu"`` when CUDA is available (and ``torch_device`` is not the CPU), else ``"cpu"``;
+    an explicit ``device`` wins."""
+    if device is not None:
+        if device not in ("cpu", "gpu"):
+            raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
+        return device
+    if torch_device is not None and torch_device.type != "cuda":
+        return "cpu"
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+def decode_crop(
+    jpegs: Any,
+    index: Any,
+    key: Any,
+    *,
+    train: bool,
+    image_size: int,
+    decoder_device: str = "cpu",
+) -> Any:
+    """Decode + keyed random-resized-crop + flip (train) or resize + centre crop (val).
+
+    ``index``: int32 ``[1]`` dataset indices; ``key``: int64 ``[2]`` node ``(seed, epoch)``.
+    """
+    s = image_size
+    if not train:
+        img = fn.decoders.image(jpegs, device=decoder_device, output_type=types.RGB)
+        img = fn.resize(
+            img,
+            resize_shorter=round(s / DEFAULT_CROP_RATIO),
+            interp_type=types.INTERP_LINEAR,
+            antialias=True,
+        )
+        return fn.crop(img, crop=(s, s))
+    p = keyed_crop_params(fn.peek_image_shape(jpegs), index, key)
+    img = fn.decoders.image_slice(
+        jpegs,
+        p[0:2],
+        p[2:4],
+        axes=[0, 1],
+        normalized_anchor=False,
+        normalized_shape=False,
+        device=decoder_device,
+        output_type=types.RGB,
+    )
+    img = fn.resize(img, size=[s, s], interp_type=types.INTERP_LINEAR, antialias=True)
+    return fn.flip(img, horizontal=fn.cast(p[4], dtype=types.INT32))
+
+
+@pipeline_def
+def ipmix_pipeline(
+    files: list[str],
+    indices: list[int],
+    *,
+    train: bool,
+    image_size: int,
+    key_seed: int,
+    epoch: int,
+    shard_id: int = 0,
+    num_shards: int = 1,
+    device: str = "cpu",
+    cfg: IPMixConfig | None = None,
+    bank: np.ndarray | None = None,
+) -> tuple[Any, Any]:
+    """The graph: ``(images, index)``; images uint8 ``[S, S, 3]`` per sample, or
+    ``[V, S, S, 3]`` with IPMix (``cfg``/``bank``; train only), keyed by
+    ``(key_seed, epoch, index)``. ``files`` are read in order (``indices``: their dataset
+    indices) and split into ``num_shards`` contiguous shards."""
+    jpegs, index = fn.readers.file(
+        files=files,
+        labels=indices,
+        shard_id=shard_id,
+        num_shards=num_shards,
+        random_shuffle=False,
+        pad_last_batch=True,
+        name=READER,
+    )
+    key = types.Constant(np.array([key_seed, epoch], np.int64), dtype=types.INT64, device="cpu")
+    ipmix = cfg is not None and train
+    decoder = "mixed" if device == "gpu" and not ipmix else "cpu"
+    img = decode_crop(jpegs, index, key, train=train, image_size=image_size, decoder_device=decoder)
+    if ipmix:
+        if bank is None:
+            raise ValueError("IPMix needs a fractal bank")
+        img = ipmix_views(img, index, key, cfg, bank)
+    if device == "gpu" and decoder == "cpu":
+        img = img.gpu()
+    return img, index
+
+
+def epoch_order(n: int, *, world_size: int, shuffle: bool, seed: int, epoch: int) -> np.ndarray:
+    """All ranks' indices of one epoch, rank-major: ``DistributedSampler``'s order and padding
+    (``order[r * m:(r + 1) * m]`` is rank ``r``'s list, ``m = ceil(n / world_size)``)."""
+    if shuffle:
+        g = torch.Generator()
+        g.manual_seed(seed + epoch)
+        idx = torch.randperm(n, generator=g).numpy()
+    else:
+        idx = np.arange(n)
+    m = math.ceil(n / world_size)
+    total = m * world_size
+    if total > n:
+        idx = np.concatenate([idx, np.resize(idx, total - n)])
+    return np.concatenate([idx[r::world_size] for r in range(world_size)]).astype(np.int64)
+
+
+class DaliLoader:
+    """Iterable over batches of the contract in :mod:`pipelines.loader` (see module doc)."""
+
+    def __init__(
+        self,
+        data: str | os.PathLike,
+        opts: LoaderOptions,
+        cfg: IPMixConfig | None,
+        bank: np.ndarray | None,
+        device: str,
+    ) -> None:
+        _, samples, _ = scan_image_folder(data)
+        self.files = [p for p, _ in samples]
+        self.targets = torch.tensor([label for _, label in samples], dtype=torch.int64)
+        self.opts, self.cfg, self.bank, self.device = opts, cfg, bank, device
+        self.per_rank = math.ceil(len(self.files) / opts.world_size)
+        self.finish = Finisher(opts.output, opts.mean, opts.std)
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        b = self.opts.batch_size
+        return self.per_rank // b if self.opts.drop_last else math.ceil(self.per_rank / b)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next pass epoch ``epoch`` (order, crops and IPMix keys)."""
+        self.epoch = int(epoch)
+
+    def pipeline(self, epoch: int) -> Any:
+        """The (unbuilt) DALI pipeline of ``epoch`` for this rank."""
+        o = self.opts
+        order = epoch_order(
+            len(self.files),
+            world_size=o.world_size,
+            shuffle=o.train and o.order != "sequential",
+            seed=o.seed,
+            epoch=epoch,
+        )
+        dev_id = None
+        if self.device == "gpu":
+            dev_id = o.device.index if o.device.type == "cuda" and o.device.index else 0
+        return ipmix_pipeline(
+            [self.files[i] for i in order],
+            order.tolist(),
+            train=o.train,
+            image_size=o.image_size,
+            key_seed=o.seed,
+            epoch=epoch,
+            shard_id=o.rank,
+            num_shards=o.world_size,
+            device=self.device,
+            cfg=self.cfg,
+            bank=self.bank,
+            batch_size=o.batch_size,
+            num_threads=max(1, o.num_workers),
+            device_id=dev_id,
+            seed=o.seed,
+        )
+
+    def raw_batches(self, epoch: int) -> Any:
+        """This rank's batches of ``epoch`` as DALI hands them over: ``(images, index)``,
+        images uint8 ``[B, V, S, S, 3]`` (V = 1 without IPMix) in the iterator's reused
+        buffers, index int64 ``[B]`` dataset indices on the CPU."""
+        n_batches = len(self)
+        if n_batches == 0:
+            return
+        pipe = self.pipeline(epoch)
+        policy = LastBatchPolicy.DROP if self.opts.drop_last else LastBatchPolicy.PARTIAL
+        it = DALIGenericIterator(
+            [pipe], ["images", "index"], reader_name=READER, last_batch_policy=policy
+        )
+        try:
+            for n, out in enumerate(it):
+                if n >= n_batches:
+                    break
+                images = out[0]["images"]
+                yield (
+                    images.unsqueeze(1) if images.ndim == 4 else images,
+                    out[0]["index"].reshape(-1).long().cpu(),
+                )
+        finally:
+            del it, pipe
+
+    def __iter__(self) -> Any:
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        dev = self.opts.device
+        for images, idx in self.raw_batches(epoch):
+            # the iterator reuses its output buffers: hand out our own copy
+            images = images.to(dev) if images.device != dev else images.clone()
+            yield self.finish(images, self.targets[idx].to(dev))
+
+
+def make_loader(
+    data: str | os.PathLike,
+    opts: LoaderOptions,
+    cfg: IPMixConfig | None = None,
+    bank: np.ndarray | None = None,
+    *,
+    device: str | None = None,
+) -> DaliLoader:
+    """The DALI loader for ``opts`` (``pipelines.build_loader(pipeline="dali")``).
+
+    ``device``: ``"cpu"`` or ``"gpu"`` DALI graph (default: GPU when CUDA is available and
+    ``opts.device`` is a CUDA device).
+    """
+    if not os.path.isdir(data):
+        raise FileNotFoundError(f"{data}: no such ImageFolder directory")
+    if cfg is not None and opts.train:
+        if bank is None:
+            raise ValueError("IPMix needs a fractal bank")
+        if cfg.image_size != opts.image_size:
+            raise ValueError(f"cfg.image_size {cfg.image_size} != image_size {opts.image_size}")
+        bank = np.ascontiguousarray(bank)
+    return DaliLoader(data, opts, cfg, bank, dali_device(device, opts.device))
+
+
+__all__ = ["DaliLoader", "dali_device", "decode_crop", "epoch_order", "ipmix_pipeline",
+           "make_loader"]  # fmt: skip

@@ -1,0 +1,193 @@
+"""FFCV train and val loaders from a .beton file (``tools/write_beton.py``), with IPMix.
+
+Train image pipeline (the ffcv-imagenet one, with IPMix inserted)::
+
+    KeyedRandomResizedCropDecoder((S, S))  compiled, parallel over the batch
+    KeyedRandomHorizontalFlip()             compiled, parallel over the batch
+    IPMixOp(bank, cfg)                      only with IPMix: one Python call per batch into
+                                            the batch-parallel Numba kernels of ipmix_ops
+    ToTensor(), ToDevice(device), ToTorchImage(channels_last=True)   (JSD: no ToTorchImage)
+
+Val: FFCV's ``CenterCropRGBImageDecoder((S, S), ratio=224/256)``, ``ToTensor``,
+``ToDevice``, ``ToTorchImage``. Labels: ``IntDecoder``, ``ToTensor``, ``Squeeze(1)``,
+``ToDevice``. uint8 is moved to the device; normalisation (``output="float"``) and the
+split of JSD views happen there (:class:`pipelines.loader.Finisher`).
+
+Design choice for IPMix inside FFCV: a non-jitted FFCV op placed after the compiled crop and
+flip and before ``ToTensor`` (see :mod:`pipelines.ffcv_ops`). FFCV supports such ops (its
+``ToTensor`` is one); the 1.0.2 hang only occurs when a compiled op *follows* a non-compiled
+one, which never happens here. IPMix thus runs in FFCV's loader thread, overlapped with
+training, batch-parallel on ``num_workers`` Numba threads, with no per-sample Python; the
+bank stays an ordinary array. With IPMix off the op is simply absent: the pipeline is
+exactly the plain one built by :func:`train_pipeline` with ``cfg=None``.
+
+Crop and flip are keyed by ``(seed, epoch, index)`` instead of FFCV's unseeded Numba RNG, so
+the same seed gives the same bytes whatever the thread count; IPMix is keyed the same way.
+An error inside IPMix is re-raised in the consumer (FFCV itself would end its loader thread
+and leave the consumer waiting forever).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from ffcv.fields.basics import IntDecoder
+from ffcv.fields.rgb_image import CenterCropRGBImageDecoder
+from ffcv.loader import Loader, OrderOption
+from ffcv.pipeline.operation import Operation
+from ffcv.transforms import Squeeze, ToDevice, ToTensor, ToTorchImage
+from ffcv.traversal_order.base import TraversalOrder
+from torch.utils.data import DistributedSampler
+
+from ipmix_ops import IPMixConfig
+
+from .ffcv_ops import EpochCell, IPMixOp, KeyedRandomHorizontalFlip, KeyedRandomResizedCropDecoder
+from .loader import DEFAULT_CROP_RATIO, Finisher, LoaderOptions
+
+_ORDERS = {
+    "random": OrderOption.RANDOM,
+    "quasi_random": OrderOption.QUASI_RANDOM,
+    "sequential": OrderOption.SEQUENTIAL,
+}
+
+
+class ShardOrder(TraversalOrder):
+    """One rank's share of each epoch, by torch's ``DistributedSampler`` rules (padded to a
+    multiple of ``world_size``), with rank and world size given instead of read from
+    ``torch.distributed`` (FFCV's ``distributed=True`` needs an initialised process group)."""
+
+    def __init__(self, shuffle: bool, rank: int, world_size: int) -> None:
+        self.shuffle, self.rank, self.world_size = shuffle, rank, world_size
+
+    def __call__(self, loader: Loader) -> ShardOrder:
+        # FFCV calls ``order(loader)`` on the instance it is given
+        super().__init__(loader)
+        self.sampler = DistributedSampler(
+            self.indices,
+            num_replicas=self.world_size,
+            rank=self.rank,
+            shuffle=self.shuffle,
+            seed=self.seed,
+            drop_last=False,
+        )
+        return self
+
+    def sample_order(self, epoch: int) -> np.ndarray:
+        self.sampler.set_epoch(epoch)
+        return self.indices[np.fromiter(iter(self.sampler), np.int64)]
+
+
+def label_pipeline(device: torch.device) -> list[Operation]:
+    """Labels: int64 ``[B]`` on ``device``."""
+    return [IntDecoder(), ToTensor(), Squeeze(1), ToDevice(device, non_blocking=True)]
+
+
+def train_pipeline(
+    opts: LoaderOptions,
+    cell: EpochCell,
+    cfg: IPMixConfig | None = None,
+    bank: np.ndarray | None = None,
+) -> list[Operation]:
+    """The train image pipeline (module docstring); ``cfg=None``: the plain FFCV pipeline."""
+    s = opts.image_size
+    ops: list[Operation] = [
+        KeyedRandomResizedCropDecoder((s, s), opts.seed, cell),
+        KeyedRandomHorizontalFlip(opts.seed, cell),
+    ]
+    if cfg is not None:
+        ops.append(IPMixOp(bank, cfg, opts.seed, cell))
+    ops += [ToTensor(), ToDevice(opts.device, non_blocking=True)]
+    if cfg is None or cfg.views == 1:
+        ops.append(ToTorchImage(channels_last=True, convert_back_int16=False))
+    return ops
+
+
+def val_pipeline(opts: LoaderOptions) -> list[Operation]:
+    """The val image pipeline: centre crop of 224/256 of the shorter side, resized to S."""
+    s = opts.image_size
+    return [
+        CenterCropRGBImageDecoder((s, s), ratio=DEFAULT_CROP_RATIO),
+        ToTensor(),
+        ToDevice(opts.device, non_blocking=True),
+        ToTorchImage(channels_last=True, convert_back_int16=False),
+    ]
+
+
+def ffcv_order(opts: LoaderOptions) -> OrderOption | ShardOrder:
+    """FFCV's own order for one rank, :class:`ShardOrder` for several."""
+    if opts.world_size > 1:
+        return ShardOrder(opts.order != "sequential", opts.rank, opts.world_size)
+    return _ORDERS[opts.order]
+
+
+class FFCVLoader:
+    """Iterable over batches of the contract in :mod:`pipelines.loader`; see there."""
+
+    def __init__(
+        self, loader: Loader, cell: EpochCell, finish: Finisher, ipmix: IPMixOp | None
+    ) -> None:
+        self.loader, self.cell, self.finish, self.ipmix = loader, cell, finish, ipmix
+        self.epoch = 0
+
+    def _check(self, batches: Any) -> None:
+        """Raise what went wrong in FFCV's loader thread instead of waiting forever."""
+        if self.ipmix is not None and self.ipmix.errors:
+            raise RuntimeError("IPMix failed in FFCV's loader thread") from self.ipmix.errors[0]
+        if not batches.is_alive() and batches.output_queue.empty():
+            raise RuntimeError("FFCV's loader thread ended early (its error is printed above)")
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next pass epoch ``epoch`` (order, crops and IPMix keys)."""
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Any:
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        self.cell.epoch = epoch
+        self.loader.next_epoch = epoch
+        batches = iter(self.loader)
+        finished = False
+        try:
+            while True:
+                self._check(batches)
+                try:
+                    images, labels = next(batches)
+                except StopIteration:
+                    break
+                self._check(batches)
+                yield self.finish(images, labels)
+            finished = True
+        finally:
+            if not finished:  # the caller broke out: let FFCV's loader thread end
+                batches.terminate_event.set()
+
+
+def make_loader(
+    data: str | os.PathLike,
+    opts: LoaderOptions,
+    cfg: IPMixConfig | None = None,
+    bank: np.ndarray | None = None,
+) -> FFCVLoader:
+    """The FFCV loader for ``opts`` (``pipelines.build_loader(pipeline="ffcv")``)."""
+    path = os.fspath(data)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such .beton file (write one: tools/write_beton.py)")
+    cell = EpochCell()
+    image = train_pipeline(opts, cell, cfg, bank) if opts.train else val_pipeline(opts)
+    loader = Loader(
+        path,
+        batch_size=opts.batch_size,
+        num_workers=max(1, opts.num_workers),
+        order=ffcv_order(opts),
+        os_cache=opts.os_cache,
+        seed=opts.seed,
+        drop_last=opts.drop_last,
+        pipelines={"image": image, "label": label_pipeline(opts.device)},
+    )
+    ipmix = next((op for op in image if isinstance(op, IPMixOp)), None)
+    return FFCVLoader(loader, cell, Finisher(opts.output, opts.mean, opts.std), ipmix)

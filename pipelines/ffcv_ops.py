@@ -1,0 +1,220 @@
+"""FFCV operations of the train pipeline: keyed random-resized-crop decoding, keyed flip, IPMix.
+
+FFCV's own ``RandomResizedCropRGBImageDecoder`` and ``RandomHorizontalFlip`` draw from Numba's
+per-thread ``np.random`` state, which is seeded from OS entropy and shared by whichever
+samples a thread happens to get: a run cannot be repeated. The two ops here keep FFCV's
+algorithms and kernels (libjpeg-turbo ``imdecode``, the OpenCV ``resize_crop``, the crop
+rule and defaults of torchvision/FFCV) but take every choice from :mod:`pipelines.keyed`,
+keyed by ``(seed, epoch, index)``.
+
+The epoch reaches compiled code through an :class:`EpochCell`: a one-element int64 array
+read through its address, because Numba freezes arrays captured by a closure into
+constants (later writes would not be seen). The loader writes the cell before each epoch.
+
+:class:`IPMixOp` is a *non-jitted* op (``jit_mode=False``): FFCV calls it from Python once
+per batch, in its loader thread, right after the compiled crop and flip, and it calls the
+batch-parallel Numba kernels of :mod:`ipmix_ops` on the whole uint8 batch. This keeps the
+fractal bank a plain Python-owned argument (no constant freezing), costs one Python call
+per batch, and respects FFCV 1.0.2's rule that no compiled op may follow a non-compiled one
+(IPMix comes after every compiled op and before ``ToTensor``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+
+import numba
+import numpy as np
+from ffcv.fields.rgb_image import IMAGE_MODES, RandomResizedCropRGBImageDecoder
+from ffcv.libffcv import imdecode, resize_crop
+from ffcv.pipeline.allocation_query import AllocationQuery
+from ffcv.pipeline.compiler import Compiler
+from ffcv.pipeline.operation import Operation
+from ffcv.pipeline.state import State
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from ipmix_ops import IPMixConfig
+from ipmix_ops.batch import _apply_k, _scratch
+from ipmix_ops.sampling import sample_records
+
+from .keyed import RATIO, SCALE, keyed_crop, keyed_flip
+
+
+@intrinsic
+def _as_voidptr(typingctx, address):
+    """Numba intrinsic: an integer address as ``void*`` (for ``numba.carray``)."""
+    if not isinstance(address, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+
+    return types.voidptr(address), codegen
+
+
+@njit(cache=True)
+def read_cell(address):
+    """The int64 stored at ``address`` (an :class:`EpochCell`)."""
+    return numba.carray(_as_voidptr(address), (1,), np.int64)[0]
+
+
+class EpochCell:
+    """The current epoch, shared by Python and the compiled ops of one loader."""
+
+    def __init__(self, epoch: int = 0) -> None:
+        self.array = np.full(1, epoch, np.int64)
+
+    @property
+    def address(self) -> int:
+        return int(self.array.ctypes.data)
+
+    @property
+    def epoch(self) -> int:
+        return int(self.array[0])
+
+    @epoch.setter
+    def epoch(self, value: int) -> None:
+        self.array[0] = value
+
+
+class KeyedRandomResizedCropDecoder(RandomResizedCropRGBImageDecoder):
+    """Decode + random-resized-crop to ``output_size`` (h, w), keyed by (seed, epoch, index).
+
+    Output: uint8 ``[B, h, w, 3]`` (RGB, HWC). Same defaults as FFCV/torchvision.
+    """
+
+    def __init__(
+        self,
+        output_size: tuple[int, int],
+        seed: int,
+        cell: EpochCell,
+        scale: tuple[float, float] = SCALE,
+        ratio: tuple[float, float] = RATIO,
+    ) -> None:
+        super().__init__(output_size, scale=scale, ratio=ratio)
+        self.seed, self.cell = int(seed), cell
+
+    def generate_code(self) -> Callable:
+        jpg = IMAGE_MODES["jpg"]
+        read = self.memory_read
+        loop = Compiler.get_iterator()
+        decode_jpeg = Compiler.compile(imdecode)
+        crop_resize = Compiler.compile(resize_crop)
+        scale = np.array(self.scale, np.float64)
+        ratio = np.array(self.ratio, np.float64)
+        seed, address = self.seed, self.cell.address
+
+        def decode(batch_indices, storage, metadata, storage_state):
+            out, scratch = storage
+            epoch = read_cell(address)
+            for k in loop(len(batch_indices)):
+                index = batch_indices[k]
+                meta = metadata[index]
+                data = read(meta["data_ptr"], storage_state)
+                h, w = np.uint32(meta["height"]), np.uint32(meta["width"])
+                if meta["mode"] == jpg:
+                    pixels = scratch[k]
+                    decode_jpeg(data, pixels, h, w, h, w, 0, 0, 1, 1, False, False)
+                    image = pixels.reshape(-1)[: 3 * h * w].reshape(h, w, 3)
+                else:
+                    image = data.reshape(h, w, 3)
+                top, left, ch, cw = keyed_crop(h, w, scale, ratio, seed, epoch, index)
+                crop_resize(image, top, top + ch, left, left + cw, out[k])
+            return out[: len(batch_indices)]
+
+        decode.is_parallel = True
+        return decode
+
+
+class KeyedRandomHorizontalFlip(Operation):
+    """Flip images ``[B, H, W, C]`` left-right with probability ``prob``, keyed by
+    (seed, epoch, index). Not in place: writes its own buffer."""
+
+    def __init__(self, seed: int, cell: EpochCell, prob: float = 0.5) -> None:
+        super().__init__()
+        self.seed, self.cell, self.prob = int(seed), cell, float(prob)
+
+    def generate_code(self) -> Callable:
+        loop = Compiler.get_iterator()
+        seed, address, prob = self.seed, self.cell.address, self.prob
+
+        def flip(images, dst, indices):
+            epoch = read_cell(address)
+            for k in loop(images.shape[0]):
+                if keyed_flip(seed, epoch, indices[k], prob):
+                    dst[k] = images[k, :, ::-1]
+                else:
+                    dst[k] = images[k]
+            return dst[: images.shape[0]]
+
+        flip.is_parallel = True
+        flip.with_indices = True
+        return flip
+
+    def declare_state_and_memory(self, previous_state: State) -> tuple[State, AllocationQuery]:
+        return (
+            replace(previous_state, jit_mode=True),
+            AllocationQuery(previous_state.shape, previous_state.dtype),
+        )
+
+
+class IPMixOp(Operation):
+    """IPMix of the uint8 crop batch ``[B, S, S, 3]`` (not jitted; see the module docstring).
+
+    Output: uint8 ``[B, S, S, 3]`` (one view) or ``[B, V, S, S, 3]`` (``cfg.jsd``: V = 3,
+    view 0 the clean crop). Keys: ``(seed, epoch, index, view)`` as in ``ipmix_batch``.
+    """
+
+    def __init__(self, bank: np.ndarray, cfg: IPMixConfig, seed: int, cell: EpochCell) -> None:
+        super().__init__()
+        self.bank, self.cfg, self.seed, self.cell = bank, cfg, int(seed), cell
+        self.lock = threading.Lock()  # an abandoned epoch's thread may still be running
+        # An exception inside an FFCV op ends FFCV's loader thread silently and leaves the
+        # consumer waiting forever; errors are kept here and re-raised by the loader.
+        self.errors: list[Exception] = []
+
+    def declare_state_and_memory(self, previous_state: State) -> tuple[State, AllocationQuery]:
+        s, v = self.cfg.image_size, self.cfg.views
+        if tuple(previous_state.shape) != (s, s, 3) or previous_state.dtype != np.uint8:
+            raise ValueError(
+                f"IPMixOp needs uint8 crops of {s}x{s}x3 (IPMixConfig.image_size), got "
+                f"{previous_state.dtype} {previous_state.shape}"
+            )
+        shape = (s, s, 3) if v == 1 else (v, s, s, 3)
+        state = replace(previous_state, jit_mode=False, shape=shape, dtype=np.dtype("u1"))
+        return state, AllocationQuery(shape, np.dtype("u1"))
+
+    def generate_code(self) -> Callable:
+        cfg, bank, seed, cell, lock = self.cfg, self.bank, self.seed, self.cell, self.lock
+        s, views, clean = cfg.image_size, cfg.views, int(cfg.jsd)
+        icfg, _ = cfg.kernel_args()
+        scratch = tuple(a.copy() for a in _scratch(s))  # a private copy: thread-safe
+        no_f32 = np.empty((1, 1, 1, 1, 1), np.float32)
+
+        def ipmix(images, dst, indices):
+            b = images.shape[0]
+            out = dst[:b].reshape(b, views, s, s, 3)
+            with lock:
+                try:
+                    recs = sample_records(
+                        cfg,
+                        seed=seed,
+                        epoch=cell.epoch,
+                        indices=indices,
+                        n_fractals=bank.shape[0],
+                        fractal_size=bank.shape[1],
+                        views=views - clean,
+                        first_view=clean,
+                    )
+                    x = np.ascontiguousarray(images)
+                    _apply_k(x, bank, recs, icfg, clean, out, no_f32, False, *scratch)
+                except Exception as e:  # raised in the consumer by FFCVLoader (see errors)
+                    self.errors.append(e)
+            return dst[:b]
+
+        ipmix.with_indices = True
+        return ipmix

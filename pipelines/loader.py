@@ -1,0 +1,236 @@
+"""``build_loader``: one entry point, one set of options and one batch contract for every
+backend (``"ffcv"``, ``"torch"``, ``"dali"``).
+
+The batch contract (the same for every backend, for the same options):
+
+* ``(images, labels)``, or ``((clean, aug_a, aug_b), labels)`` when ``jsd=True``;
+* images: NCHW ``[B, 3, S, S]`` in ``torch.channels_last`` memory format, on ``device``;
+  ``output="uint8"``: uint8 in [0, 255]; ``output="float"``: float32 normalised with the
+  IPMix config's ``mean``/``std`` (ImageNet's when IPMix is off), i.e. ``(x/255 - mean)/std``;
+* labels: int64 ``[B]`` on ``device``;
+* ``len(loader)`` is the number of batches of one epoch for this rank.
+
+Every random choice (crop, flip, IPMix) is keyed by ``(seed, epoch, dataset index)``. The
+loader starts at epoch 0 and advances one epoch per pass; ``set_epoch(e)`` makes the next
+pass epoch ``e`` (e.g. when resuming). Batches of the FFCV backend live in the loader's ring
+buffer: use them (or copy them) before asking for ``batches_ahead`` more batches.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from ipmix_ops import IPMixConfig
+from ipmix_ops.config import IMAGENET_MEAN, IMAGENET_STD
+
+PIPELINES = ("ffcv", "torch", "dali")
+OUTPUTS = ("uint8", "float")
+ORDERS = ("random", "quasi_random", "sequential")
+DEFAULT_CROP_RATIO = 224 / 256  # validation: centre crop of 224/256 of the shorter side
+
+
+class Loader(Protocol):
+    """What :func:`build_loader` returns."""
+
+    epoch: int
+
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Any: ...
+    def set_epoch(self, epoch: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class LoaderOptions:
+    """Options shared by every backend (validated; see :func:`build_loader`)."""
+
+    train: bool
+    batch_size: int
+    image_size: int
+    seed: int = 0
+    num_workers: int = 1
+    device: torch.device = torch.device("cpu")
+    rank: int = 0
+    world_size: int = 1
+    output: str = "uint8"
+    drop_last: bool = True
+    order: str = "random"
+    os_cache: bool = True
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def __post_init__(self) -> None:
+        for name, lo in (("batch_size", 1), ("image_size", 8), ("num_workers", 0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+                raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+        if not 1 <= self.world_size or not 0 <= self.rank < self.world_size:
+            raise ValueError(
+                f"need world_size >= 1 and 0 <= rank < world_size, got rank={self.rank}, "
+                f"world_size={self.world_size}"
+            )
+        if self.output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {self.output!r}")
+        if self.order not in ORDERS:
+            raise ValueError(f"order must be one of {ORDERS}, got {self.order!r}")
+        if self.order == "quasi_random" and self.world_size > 1:
+            raise ValueError("order='quasi_random' is not available with world_size > 1")
+
+
+def default_workers() -> int:
+    """CPU cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"``: CUDA when available, else the CPU; anything else as ``torch.device``."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_ipmix(
+    ipmix: IPMixConfig | str | None, *, image_size: int, jsd: bool
+) -> IPMixConfig | None:
+    """The IPMix config of a loader, or None (off). A preset name or a config; the loader's
+    ``image_size`` and ``jsd`` override the config's (IPMix runs on the loader's crops)."""
+    if ipmix is None:
+        if jsd:
+            raise ValueError("jsd=True needs IPMix views: pass ipmix= (a preset name or config)")
+        return None
+    if isinstance(ipmix, str):
+        return IPMixConfig.preset(ipmix, image_size=image_size, jsd=jsd)
+    if isinstance(ipmix, IPMixConfig):
+        return ipmix.replace(image_size=image_size, jsd=jsd)
+    raise TypeError(f"ipmix must be an IPMixConfig, a preset name or None, got {ipmix!r}")
+
+
+def resolve_bank(fractals: Any, cfg: IPMixConfig) -> np.ndarray:
+    """The fractal bank: uint8 ``[N, F, F, 3]`` (F >= S), C-contiguous.
+
+    ``fractals``: a uint8 array, a path to a ``fractal_store`` file (loaded at
+    ``cfg.fractal_size``), or an object with ``load_bank(size=...)``.
+    """
+    if fractals is None:
+        raise ValueError("IPMix needs fractals=: a fractal store path or a uint8 bank")
+    if isinstance(fractals, (str, os.PathLike)):
+        import fractal_store
+
+        with fractal_store.open(fractals) as store:
+            fractals = store.load_bank(size=cfg.fractal_size)
+    elif hasattr(fractals, "load_bank"):
+        fractals = fractals.load_bank(size=cfg.fractal_size)
+    bank = np.asarray(fractals)
+    s = cfg.image_size
+    if (
+        bank.dtype != np.uint8
+        or bank.ndim != 4
+        or bank.shape[-1] != 3
+        or len(bank) == 0
+        or bank.shape[1] != bank.shape[2]
+        or bank.shape[1] < s
+    ):
+        raise ValueError(
+            f"fractals must be a non-empty uint8 [N, F, F, 3] bank with F >= {s}, "
+            f"got {bank.dtype} {bank.shape}"
+        )
+    return np.ascontiguousarray(bank)
+
+
+class Finisher:
+    """The device-side end of every backend: views to NCHW channels-last, optional
+    normalisation. Input: uint8 ``[B, V, S, S, 3]`` (NHWC per view) or an NCHW batch."""
+
+    def __init__(self, output: str, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        self.output = output
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mean.device != x.device:
+            self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
+        return x.to(torch.float32).sub_(self.mean).div_(self.std)
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[Any, torch.Tensor]:
+        if images.ndim == 5:
+            v = images.shape[1]
+            views = [images[:, i].permute(0, 3, 1, 2) for i in range(v)]
+            if v > 1:
+                views = [x.contiguous(memory_format=torch.channels_last) for x in views]
+        else:
+            views = [images]
+        if self.output == "float":
+            views = [self._normalise(x) for x in views]
+        return (tuple(views) if len(views) > 1 else views[0]), labels.reshape(-1)
+
+
+def build_loader(
+    pipeline: str,
+    data: str | os.PathLike,
+    *,
+    train: bool,
+    batch_size: int,
+    image_size: int,
+    fractals: Any = None,
+    ipmix: IPMixConfig | str | None = None,
+    jsd: bool = False,
+    seed: int = 0,
+    num_workers: int | None = None,
+    device: str | torch.device = "auto",
+    rank: int = 0,
+    world_size: int = 1,
+    output: str = "uint8",
+    drop_last: bool | None = None,
+    order: str = "random",
+    os_cache: bool = True,
+) -> Loader:
+    """A train or val loader that yields the batch contract of this module's docstring.
+
+    Args:
+        pipeline: ``"ffcv"`` (``data`` is a .beton from ``tools/write_beton.py``) or
+            ``"torch"`` and ``"dali"`` (``data`` is an ImageFolder directory).
+        train: random-resized-crop + flip (+ IPMix); else a centre crop of 224/256 of the
+            shorter side, never IPMix.
+        fractals: a fractal store path or a uint8 bank ``[N, F, F, 3]`` (needed with IPMix).
+        ipmix: an :class:`~ipmix_ops.IPMixConfig`, a preset name, or None (off).
+        jsd: yield ``(clean, aug_a, aug_b)`` per sample (needs ``ipmix``).
+        num_workers: FFCV threads or DataLoader processes (default: all usable cores).
+        device: ``"auto"`` (CUDA if available, else CPU), or a torch device.
+        rank, world_size: this process's shard of each epoch (DistributedSampler rules).
+        drop_last: drop the last incomplete batch (default: True when training).
+        order: train order, ``"random"``, ``"quasi_random"`` (FFCV, one rank) or
+            ``"sequential"``; val is always sequential.
+        os_cache: FFCV: let the OS page cache hold the file (else a process cache).
+    """
+    if pipeline not in PIPELINES:
+        raise ValueError(f"pipeline must be one of {PIPELINES}, got {pipeline!r}")
+    cfg = resolve_ipmix(ipmix, image_size=image_size, jsd=jsd and train)
+    augment = cfg if train else None  # val never augments; it keeps cfg's mean/std
+    bank = resolve_bank(fractals, augment) if augment is not None else None
+    opts = LoaderOptions(
+        train=train,
+        batch_size=batch_size,
+        image_size=image_size,
+        seed=seed,
+        num_workers=default_workers() if num_workers is None else num_workers,
+        device=resolve_device(device),
+        rank=rank,
+        world_size=world_size,
+        output=output,
+        drop_last=train if drop_last is None else drop_last,
+        order=order if train else "sequential",
+        os_cache=os_cache,
+        mean=cfg.mean if cfg is not None else IMAGENET_MEAN,
+        std=cfg.std if cfg is not None else IMAGENET_STD,
+    )
+    if pipeline == "ffcv":
+        from .ffcv import make_loader
+    elif pipeline == "dali":
+        from .dali import make_loader
+    else:
+        from .torch import make_loader
+    return make_loader(data, opts, augment, bank)

@@ -1,0 +1,191 @@
+"""The reference pipeline, as a user would write it today: the baseline of every speed claim.
+
+torchvision ``ImageFolder`` (Pillow decode) + ``DataLoader`` worker processes; per sample,
+torchvision's random-resized-crop to S and horizontal flip on the PIL image, then the
+authors' per-sample IPMix (:func:`ipmix_ops.reference.ipmix`, Pillow ops) for each view,
+with the view's record from :func:`ipmix_ops.sampling.sample_record` keyed by
+``(seed, epoch, index, view)`` (JSD: view 0 is the clean crop, views 1 and 2 IPMix, as in
+``ipmix_batch``). The float mix is rounded half up to uint8, like the fast path.
+Val: ``Resize(round(S / 0.875))`` + ``CenterCrop(S)`` (224/256 of the shorter side).
+
+One change to the plain recipe, for reproducibility: the crop box and the flip are drawn
+by :mod:`pipelines.keyed` from ``(seed, epoch, index)`` (the rule and defaults of
+``RandomResizedCrop``; the FFCV pipeline's boxes when its .beton keeps the picture size)
+and applied with torchvision's ``resized_crop``/``hflip``, which is what
+``RandomResizedCrop`` and ``RandomHorizontalFlip`` do after drawing from the global torch
+RNG. The same seed thus gives the same bytes whatever the number of workers. (Re-seeding
+the torch RNG per sample instead would cost ~0.5 ms per sample.) Batches leave the workers
+as uint8 ``[B, V, S, S, 3]`` and follow the common contract (:mod:`pipelines.loader`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torchvision import transforms as T
+from torchvision.datasets import ImageFolder
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import functional as TF
+
+from ipmix_ops import IPMixConfig, reference
+from ipmix_ops.sampling import R_FIDX, sample_record
+
+from .keyed import RATIO, SCALE, keyed_crop, keyed_flip
+from .loader import DEFAULT_CROP_RATIO, Finisher, LoaderOptions
+
+_SCALE, _RATIO = np.array(SCALE), np.array(RATIO)
+
+
+class IPMixImageFolder(Dataset):
+    """ImageFolder samples as ``(uint8 [V, S, S, 3], label)``; V = 3 in JSD mode, else 1.
+
+    ``epoch`` is shared with the worker processes (set it before iterating).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        *,
+        train: bool,
+        image_size: int,
+        seed: int = 0,
+        cfg: IPMixConfig | None = None,
+        bank: np.ndarray | None = None,
+    ) -> None:
+        self.folder = ImageFolder(os.fspath(root))
+        self.train, self.seed, self.cfg, self.bank = train, int(seed), cfg, bank
+        self._epoch = multiprocessing.RawValue(ctypes.c_int64, 0)
+        self.size = s = image_size
+        self.val_transform = T.Compose([T.Resize(round(s / DEFAULT_CROP_RATIO)), T.CenterCrop(s)])
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch.value)
+
+    @epoch.setter
+    def epoch(self, value: int) -> None:
+        self._epoch.value = int(value)
+
+    def __len__(self) -> int:
+        return len(self.folder)
+
+    def crop(self, index: int, epoch: int) -> np.ndarray:
+        """The decoded, cropped (and flipped) sample: uint8 ``[S, S, 3]``."""
+        img, _ = self.folder[index]
+        if not self.train:
+            return np.asarray(self.val_transform(img), np.uint8)
+        w, h = img.size
+        top, left, ch, cw = keyed_crop(h, w, _SCALE, _RATIO, self.seed, epoch, index)
+        img = TF.resized_crop(
+            img, top, left, ch, cw, [self.size, self.size], InterpolationMode.BILINEAR
+        )
+        if keyed_flip(self.seed, epoch, index, 0.5):
+            img = TF.hflip(img)
+        return np.asarray(img, np.uint8)
+
+    def ipmix_view(self, x: np.ndarray, index: int, epoch: int, view: int) -> np.ndarray:
+        """The authors' IPMix of ``x`` for key ``(seed, epoch, index, view)``, uint8."""
+        rec = sample_record(
+            self.cfg,
+            (self.seed, epoch, index, view),
+            n_fractals=len(self.bank),
+            fractal_size=self.bank.shape[1],
+        )
+        mix = reference.ipmix(x, self.bank[int(rec[R_FIDX])], self.cfg, rec)
+        return np.clip(np.floor(mix + np.float32(0.5)), 0, 255).astype(np.uint8)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+        epoch = self.epoch
+        x = self.crop(index, epoch)
+        label = self.folder.targets[index]
+        if self.cfg is None or not self.train:
+            return x[None], label
+        if self.cfg.jsd:
+            views = [x] + [self.ipmix_view(x, index, epoch, v) for v in (1, 2)]
+        else:
+            views = [self.ipmix_view(x, index, epoch, 0)]
+        return np.stack(views), label
+
+
+def collate(samples: list[tuple[np.ndarray, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 ``[B, V, S, S, 3]`` and int64 ``[B]``."""
+    images = torch.from_numpy(np.stack([s[0] for s in samples]))
+    return images, torch.tensor([s[1] for s in samples], dtype=torch.int64)
+
+
+class TorchLoader:
+    """Iterable over batches of the contract in :mod:`pipelines.loader`; see there."""
+
+    def __init__(
+        self,
+        dataset: IPMixImageFolder,
+        sampler: DistributedSampler,
+        loader: DataLoader,
+        finish: Finisher,
+        device: torch.device,
+    ) -> None:
+        self.dataset, self.sampler, self.loader = dataset, sampler, loader
+        self.finish, self.device = finish, device
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next pass epoch ``epoch`` (order, crops and IPMix keys)."""
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Any:
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        self.dataset.epoch = epoch
+        self.sampler.set_epoch(epoch)
+        for images, labels in self.loader:
+            images = images.to(self.device, non_blocking=True)
+            yield self.finish(images, labels.to(self.device, non_blocking=True))
+
+
+def make_loader(
+    data: str | os.PathLike,
+    opts: LoaderOptions,
+    cfg: IPMixConfig | None = None,
+    bank: np.ndarray | None = None,
+) -> TorchLoader:
+    """The PyTorch loader for ``opts`` (``pipelines.build_loader(pipeline="torch")``)."""
+    if not os.path.isdir(data):
+        raise FileNotFoundError(f"{data}: no such ImageFolder directory")
+    keyed_crop(8, 8, _SCALE, _RATIO, 0, 0, 0)  # load the Numba helpers before workers fork
+    keyed_flip(0, 0, 0, 0.5)
+    if cfg is not None:
+        sample_record(cfg, (0, 0, 0, 0), n_fractals=len(bank), fractal_size=bank.shape[1])
+    dataset = IPMixImageFolder(
+        data, train=opts.train, image_size=opts.image_size, seed=opts.seed, cfg=cfg, bank=bank
+    )
+    sampler = DistributedSampler(
+        dataset,
+        num_replicas=opts.world_size,
+        rank=opts.rank,
+        shuffle=opts.train and opts.order != "sequential",
+        seed=opts.seed,
+        drop_last=False,
+    )
+    loader = DataLoader(
+        dataset,
+        batch_size=opts.batch_size,
+        sampler=sampler,
+        num_workers=opts.num_workers,
+        collate_fn=collate,
+        pin_memory=opts.device.type == "cuda",
+        drop_last=opts.drop_last,
+        persistent_workers=opts.num_workers > 0,
+    )
+    finish = Finisher(opts.output, opts.mean, opts.std)
+    return TorchLoader(dataset, sampler, loader, finish, opts.device)
+
+
+__all__ = ["IPMixImageFolder", "TorchLoader", "collate", "make_loader"]

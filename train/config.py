@@ -1,0 +1,226 @@
+"""``TrainConfig``: every option of ``train/imagenet.py`` in one frozen, validated dataclass.
+
+Values come from three layers, later ones winning: the defaults below, a YAML recipe
+(``--config``; unknown keys are errors) and the command line. Field names are the YAML keys
+and, with ``_`` written as ``-``, the command-line flags.
+
+Learning rate: ``lr`` is the peak rate for the global batch ``batch_size`` (split evenly
+over the DDP ranks); ``final_lr`` is the absolute rate the per-iteration cosine reaches at
+the last step. Neither is rescaled automatically when the batch size changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PIPELINES = ("dali", "ffcv", "torch")
+IPMIX_PRESETS = ("imagenet", "cifar", "none")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class ConfigError(ValueError):
+    """A bad option, option combination, recipe file or data path."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Options of one training run (module docstring for the layering).
+
+    Data: ``pipeline`` reads ``train_data``/``val_data`` (.beton files for ``ffcv``,
+    ImageFolder directories for ``torch`` and ``dali``). ``synthetic``: random uint8 batches
+    made once on the device instead of a loader (the compute-bound ceiling);
+    ``synthetic_steps`` batches per epoch.
+    IPMix: on when ``fractals`` is given (preset ``imagenet`` unless ``ipmix_preset`` says
+    otherwise); ``jsd`` defaults to on with IPMix (the authors' setting), ``jsd_lambda`` to
+    the preset's 12.
+    Optimiser: SGD (``momentum``, ``nesterov``, ``weight_decay``; with
+    ``wd_on_bn_bias=False`` 1-d parameters, i.e. BatchNorm weights and all biases, get none),
+    linear warm-up over ``warmup_epochs`` then cosine per iteration from ``lr`` to
+    ``final_lr``; ``label_smoothing`` for the cross-entropy.
+    Resolution: train crops of ``image_size``; with ``start_image_size`` the size grows
+    linearly from it to ``image_size`` between ``ramp_start_epoch`` and ``ramp_end_epoch``
+    (rounded to a multiple of 32, as FFCV-ImageNet's progressive resizing). Val uses
+    ``val_image_size`` (default ``image_size``).
+    Run: ``max_steps`` stops after that many optimiser steps in all (the schedule still
+    spans ``epochs``); ``resume`` is a checkpoint path, or ``"auto"`` for
+    ``out/checkpoint.pt``.
+    """
+
+    pipeline: str = "ffcv"
+    train_data: str | None = None
+    val_data: str | None = None
+    fractals: str | None = None
+    ipmix_preset: str | None = None
+    jsd: bool | None = None
+    jsd_lambda: float | None = None
+    arch: str = "resnet50"
+    num_classes: int | None = None
+    epochs: int = 16
+    batch_size: int = 256
+    lr: float = 0.01
+    final_lr: float = 5e-7
+    warmup_epochs: float = 0.0
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    wd_on_bn_bias: bool = True
+    label_smoothing: float = 0.0
+    image_size: int = 224
+    start_image_size: int | None = None
+    ramp_start_epoch: int = 0
+    ramp_end_epoch: int = 0
+    val_image_size: int | None = None
+    max_steps: int | None = None
+    device: str = "auto"
+    amp: bool = True
+    channels_last: bool = True
+    compile: bool = False
+    out: str = "runs/latest"
+    resume: str | None = None
+    seed: int = 0
+    synthetic: bool = False
+    synthetic_steps: int = 50
+    workers: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        _choice(self, "pipeline", PIPELINES)
+        _choice(self, "device", DEVICES)
+        if self.ipmix_preset is not None:
+            _choice(self, "ipmix_preset", IPMIX_PRESETS)
+        for name, lo in (
+            ("epochs", 1),
+            ("batch_size", 1),
+            ("image_size", 8),
+            ("synthetic_steps", 1),
+            ("ramp_start_epoch", 0),
+            ("ramp_end_epoch", 0),
+        ):
+            _int(self, name, lo)
+        for name, lo in (
+            ("num_classes", 2),
+            ("start_image_size", 8),
+            ("val_image_size", 8),
+            ("max_steps", 1),
+            ("workers", 0),
+        ):
+            if getattr(self, name) is not None:
+                _int(self, name, lo)
+        for name in ("lr", "final_lr", "warmup_epochs", "momentum", "weight_decay"):
+            _float(self, name, 0.0, 1e6)
+        _float(self, "label_smoothing", 0.0, 0.999)
+        if self.jsd_lambda is not None:
+            _float(self, "jsd_lambda", 0.0, 1e4)
+        for name in ("nesterov", "wd_on_bn_bias", "amp", "channels_last", "compile"):
+            _bool(self, name)
+        for name in ("synthetic", "progress"):
+            _bool(self, name)
+        if self.jsd is not None:
+            _bool(self, "jsd")
+        if self.final_lr > self.lr:
+            raise ConfigError(f"final_lr ({self.final_lr}) must not exceed lr ({self.lr})")
+        if self.nesterov and self.momentum == 0:
+            raise ConfigError("nesterov needs momentum > 0")
+        if self.ramp_end_epoch < self.ramp_start_epoch:
+            raise ConfigError("ramp_end_epoch must be >= ramp_start_epoch")
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def ipmix_on(self) -> bool:
+        """Whether the train loader applies IPMix."""
+        return self.ipmix_preset not in (None, "none") or (
+            self.ipmix_preset is None and self.fractals is not None
+        )
+
+    @property
+    def preset_name(self) -> str | None:
+        """The IPMix preset in use, or None when IPMix is off."""
+        if not self.ipmix_on:
+            return None
+        return self.ipmix_preset if self.ipmix_preset is not None else "imagenet"
+
+    @property
+    def use_jsd(self) -> bool:
+        """JSD mode: three views per sample and the consistency loss."""
+        return self.ipmix_on if self.jsd is None else self.jsd
+
+    def train_size(self, epoch: int) -> int:
+        """Train crop side in ``epoch`` (progressive resizing, else ``image_size``)."""
+        if self.start_image_size is None:
+            return self.image_size
+        lo, hi = self.start_image_size, self.image_size
+        a, b = self.ramp_start_epoch, self.ramp_end_epoch
+        if epoch <= a or b == a:
+            size = lo if epoch <= a else hi
+        elif epoch >= b:
+            size = hi
+        else:
+            size = lo + (hi - lo) * (epoch - a) / (b - a)
+        return int(round(size / 32)) * 32 if size >= 32 else int(size)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(TrainConfig)]
+
+
+def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
+    """The options of a YAML recipe; unknown keys and non-mapping files raise ConfigError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"--config {path}: no such file")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--config {path}: not valid YAML ({e})") from e
+    if not isinstance(values, dict):
+        raise ConfigError(f"--config {path}: expected a mapping of options, got {values!r}")
+    unknown = sorted(set(values) - set(field_names()))
+    if unknown:
+        raise ConfigError(
+            f"--config {path}: unknown key(s) {unknown}; known keys: {', '.join(field_names())}"
+        )
+    return values
+
+
+def make_config(recipe: dict[str, Any] | None = None, **overrides: Any) -> TrainConfig:
+    """Defaults < ``recipe`` < ``overrides``; wrong types/values raise ConfigError."""
+    values = {**(recipe or {}), **overrides}
+    try:
+        return TrainConfig(**values)
+    except TypeError as e:
+        raise ConfigError(str(e)) from e
+
+
+def _choice(cfg: TrainConfig, name: str, choices: tuple[str, ...]) -> None:
+    if getattr(cfg, name) not in choices:
+        raise ConfigError(f"{name} must be one of {choices}, got {getattr(cfg, name)!r}")
+
+
+def _int(cfg: TrainConfig, name: str, lo: int) -> None:
+    v = getattr(cfg, name)
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        raise ConfigError(f"{name} must be an integer >= {lo}, got {v!r}")
+
+
+def _float(cfg: TrainConfig, name: str, lo: float, hi: float) -> None:
+    v = getattr(cfg, name)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+        raise ConfigError(f"{name} must be a number in [{lo}, {hi}], got {v!r}")
+    object.__setattr__(cfg, name, float(v))
+
+
+def _bool(cfg: TrainConfig, name: str) -> None:
+    if not isinstance(getattr(cfg, name), bool):
+        raise ConfigError(f"{name} must be true or false, got {getattr(cfg, name)!r}")

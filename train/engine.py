@@ -1,0 +1,350 @@
+"""The parts of the trainer a test may call alone: process group, model, optimiser,
+learning-rate schedule, device-side normalisation, one train epoch and one evaluation."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torchvision
+from tqdm import tqdm
+
+from .losses import ipmix_loss
+from .metrics import calibration_rms, topk_correct
+
+
+# ---------------------------------------------------------------------- processes
+@dataclass(frozen=True)
+class DistEnv:
+    """This process's place in the job: ``torchrun`` sets RANK/WORLD_SIZE/LOCAL_RANK."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def setup_distributed(device: str) -> DistEnv:
+    """Join the ``torchrun`` process group if there is one (NCCL on CUDA, gloo on the CPU).
+
+    ``device``: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"`` (an error when
+    there is no GPU). Rank ``r`` uses ``cuda:LOCAL_RANK``; CPU ranks share the cores.
+    """
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda: no CUDA GPU is available (use --device cpu)")
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    if use_cuda:
+        torch.cuda.set_device(local)
+        dev = torch.device("cuda", local)
+    else:
+        dev = torch.device("cpu")
+    if world > 1:
+        if not dev.type == "cuda":
+            local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+            torch.set_num_threads(max(1, cores // local_world))
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return DistEnv(rank, world, local, dev)
+
+
+def all_reduce_sum(values: list[float], env: DistEnv) -> list[float]:
+    """Element-wise sum of ``values`` over the ranks (identity on one process)."""
+    if not env.distributed:
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=env.device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def any_rank(flag: bool, env: DistEnv) -> bool:
+    """True on every rank when ``flag`` is true on any rank."""
+    return all_reduce_sum([float(flag)], env)[0] > 0 if env.distributed else flag
+
+
+# ---------------------------------------------------------------------- model and optimiser
+def build_model(arch: str, num_classes: int) -> torch.nn.Module:
+    """A torchvision classification model, randomly initialised, with ``num_classes``."""
+    names = torchvision.models.list_models(module=torchvision.models)
+    if arch not in names:
+        raise ValueError(f"unknown --arch {arch!r}; torchvision classification models: {names}")
+    return torchvision.models.get_model(arch, weights=None, num_classes=num_classes)
+
+
+def param_groups(
+    model: torch.nn.Module, weight_decay: float, wd_on_bn_bias: bool
+) -> list[dict[str, Any]]:
+    """SGD parameter groups. ``wd_on_bn_bias=False``: parameters with fewer than 2
+    dimensions (BatchNorm/LayerNorm weights and every bias) get no weight decay."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if wd_on_bn_bias:
+        return [{"params": params, "weight_decay": weight_decay}]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def lr_at(step: int, total: int, *, lr: float, final_lr: float, warmup: int) -> float:
+    """Learning rate of optimiser step ``step`` (0-based) of ``total``: linear warm-up from
+    ``lr / warmup`` to ``lr`` over ``warmup`` steps, then a cosine from ``lr`` down to
+    ``final_lr``, reached at the last step."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - 1 - warmup))
+    return final_lr + (lr - final_lr) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+# ---------------------------------------------------------------------- batches
+class Normalizer:
+    """uint8 NCHW batches (or ``(clean, a, b)`` views) -> one float32 batch on the device,
+    ``(x / 255 - mean) / std``, views concatenated along the batch; channels-last on
+    request. Float batches pass through (already normalised by the loader)."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], device, channels_last):
+        self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255.0
+        self.inv_std = 1.0 / (torch.tensor(std, device=device).view(1, 3, 1, 1) * 255.0)
+        self.channels_last = channels_last
+
+    def __call__(self, images: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
+        x = torch.cat(images, dim=0) if isinstance(images, (tuple, list)) else images
+        if x.dtype == torch.uint8:
+            x = (x.float() - self.mean) * self.inv_std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+
+class SyntheticLoader:
+    """``steps`` identical random uint8 batches made once on the device: the loader-free
+    ceiling of the training step. Same contract as :func:`pipelines.build_loader`."""
+
+    def __init__(
+        self,
+        steps: int,
+        batch_size: int,
+        image_size: int,
+        views: int,
+        classes: int,
+        device: torch.device,
+        seed: int = 0,
+    ) -> None:
+        g = torch.Generator().manual_seed(seed)
+        shape = (batch_size, 3, image_size, image_size)
+        imgs = [torch.randint(0, 256, shape, dtype=torch.uint8, generator=g) for _ in range(views)]
+        imgs = [x.to(device).contiguous(memory_format=torch.channels_last) for x in imgs]
+        self.images = tuple(imgs) if views > 1 else imgs[0]
+        self.labels = torch.randint(0, classes, (batch_size,), generator=g).to(device)
+        self.steps, self.epoch = steps, 0
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[tuple[Any, torch.Tensor]]:
+        self.epoch += 1
+        for _ in range(self.steps):
+            yield self.images, self.labels
+
+
+def autocast(device: torch.device, amp: bool):
+    """bf16 autocast on CUDA when ``amp``; nothing on the CPU."""
+    if amp and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def _close(it: Iterator) -> None:
+    close = getattr(it, "close", None)
+    if close is not None:  # lets a generator loader (FFCV) stop its threads
+        close()
+
+
+# ---------------------------------------------------------------------- train and evaluate
+@dataclass
+class Trainer:
+    """Model, optimiser and schedule of one run, and where it stands (``step`` counts
+    optimiser steps since the start; ``epoch``/``step_in_epoch`` the next batch)."""
+
+    model: torch.nn.Module  # what runs forward (DDP and/or compiled wrapper)
+    raw: torch.nn.Module  # the plain module: state dicts
+    optimizer: torch.optim.Optimizer
+    normalize: Normalizer
+    env: DistEnv
+    steps_per_epoch: int
+    total_steps: int
+    lr: float
+    final_lr: float
+    warmup_steps: int
+    views: int
+    jsd_lambda: float
+    label_smoothing: float
+    amp: bool
+    step: int = 0
+    epoch: int = 0
+    step_in_epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def set_lr(self) -> float:
+        lr = lr_at(
+            self.step,
+            self.total_steps,
+            lr=self.lr,
+            final_lr=self.final_lr,
+            warmup=self.warmup_steps,
+        )
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        return lr
+
+    def train_step(self, images: Any, labels: torch.Tensor) -> torch.Tensor:
+        """One optimiser step; returns the loss (a detached device scalar)."""
+        self.set_lr()
+        x = self.normalize(images)
+        with autocast(self.env.device, self.amp):
+            logits = self.model(x)
+        loss = ipmix_loss(
+            logits,
+            labels,
+            views=self.views,
+            jsd_lambda=self.jsd_lambda,
+            label_smoothing=self.label_smoothing,
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        self.step_in_epoch += 1
+        return loss.detach()
+
+    def train_epoch(
+        self,
+        loader: Any,
+        *,
+        should_stop: Callable[[], bool],
+        max_steps: int | None = None,
+        progress: bool = True,
+    ) -> dict[str, float]:
+        """Train from ``(epoch, step_in_epoch)`` to the end of the epoch, ``max_steps`` or a
+        stop request (checked after every step, agreed by all ranks). Batches already done
+        in this epoch (after a resume) are drawn and dropped, so the rest are the same as
+        in an uninterrupted run.
+
+        Returns the epoch's statistics over all ranks. The wait for the first batch
+        (loader start-up, JIT compilation) is reported apart (``first_batch_s``); images/s
+        and ``data_wait`` (time blocked on the loader / step time) count from its arrival.
+        """
+        self.model.train()
+        loader.set_epoch(self.epoch)
+        skip = self.step_in_epoch
+        it = iter(loader)
+        bar = tqdm(
+            total=self.steps_per_epoch,
+            initial=skip,
+            desc=f"epoch {self.epoch}",
+            disable=not (progress and self.env.main),
+            leave=False,
+            dynamic_ncols=True,
+        )
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.env.device)
+        n_batches = n_images = 0
+        wait = first_wait = 0.0
+        t_start = time.perf_counter()
+        try:
+            for _ in range(skip):
+                next(it)
+            while self.step_in_epoch < self.steps_per_epoch:
+                t0 = time.perf_counter()
+                try:
+                    images, labels = next(it)
+                except StopIteration:
+                    break
+                if n_batches == 0:  # loader start-up and JIT compilation: reported apart
+                    t_start = time.perf_counter()
+                    first_wait = t_start - t0
+                else:
+                    wait += time.perf_counter() - t0
+                loss = self.train_step(images, labels)
+                loss_sum += loss
+                n_batches += 1
+                n_images += labels.shape[0]
+                bar.update(1)
+                if n_batches % 10 == 0:
+                    bar.set_postfix(loss=f"{float(loss):.3f}")
+                hit_max = max_steps is not None and self.step >= max_steps
+                if any_rank(should_stop() or hit_max, self.env):
+                    break
+            if self.env.device.type == "cuda":
+                torch.cuda.synchronize(self.env.device)
+            elapsed = time.perf_counter() - t_start
+        finally:
+            bar.close()
+            _close(it)
+        loss_total, batches, images_total, wait_total, time_total, first_total = all_reduce_sum(
+            [float(loss_sum), n_batches, n_images, wait, elapsed, first_wait], self.env
+        )
+        w = self.env.world_size
+        if self.step_in_epoch >= self.steps_per_epoch:
+            self.epoch, self.step_in_epoch = self.epoch + 1, 0
+        return {
+            "train_loss": loss_total / max(1, batches),
+            "images_per_s": images_total / max(1e-9, time_total / w),
+            "data_wait": wait_total / max(1e-9, time_total),
+            "first_batch_s": first_total / w,
+            "train_seconds": time_total / w,
+            "steps": int(batches / w),
+        }
+
+    @torch.no_grad()
+    def evaluate(self, loader: Any) -> dict[str, float]:
+        """Val loss, top-1/top-5 accuracy (%) and RMS calibration error over all ranks."""
+        self.raw.eval()
+        loss = top1 = top5 = n = 0.0
+        conf, hit = [], []
+        for images, labels in loader:
+            x = self.normalize(images)
+            with autocast(self.env.device, self.amp):
+                logits = self.raw(x)
+            logits = logits.float()
+            loss += float(torch.nn.functional.cross_entropy(logits, labels, reduction="sum"))
+            c1, c5 = topk_correct(logits, labels)
+            top1, top5, n = top1 + c1, top5 + c5, n + labels.shape[0]
+            p = logits.softmax(dim=1).max(dim=1)
+            conf.append(p.values.cpu().numpy())
+            hit.append((p.indices == labels).cpu().numpy())
+        conf_all = np.concatenate(conf) if conf else np.zeros(0)
+        hit_all = np.concatenate(hit) if hit else np.zeros(0)
+        if self.env.distributed:
+            parts: list[Any] = [None] * self.env.world_size
+            dist.all_gather_object(parts, (conf_all, hit_all))
+            conf_all = np.concatenate([c for c, _ in parts])
+            hit_all = np.concatenate([h for _, h in parts])
+        loss, top1, top5, n = all_reduce_sum([loss, top1, top5, n], self.env)
+        if n == 0:
+            raise RuntimeError("the val loader yielded no samples")
+        return {
+            "val_loss": loss / n,
+            "val_top1": 100.0 * top1 / n,
+            "val_top5": 100.0 * top5 / n,
+            "calib_rms": calibration_rms(conf_all, hit_all),
+            "val_images": int(n),
+        }
