@@ -128,8 +128,6 @@ def test_distributed_shards_are_disjoint_cover_and_keyed(plain, folder):
 
 
 def test_build_loader_errors(folder, bank):
-    with pytest.raises(NotImplementedError, match="#6"):
-        build_loader("dali", folder, train=True, batch_size=B, image_size=S)
     with pytest.raises(ValueError, match="pipeline"):
         build_loader("tf", folder, train=True, batch_size=B, image_size=S)
     with pytest.raises(ValueError, match="jsd=True needs"):
