@@ -155,10 +155,10 @@ def step_train(out: Path, data_root: Path, beton: Path | None) -> None:
         return
     store = out / "fractals.zip"
     # resnet18 at 32 px, IPMix (cifar preset, one view: --no-jsd keeps it short), capped
-    # at --max-steps so that each run takes about a minute on two cores
-    common = ["--device", "cpu", "--arch", "resnet18", "--image-size", "32", "--epochs", "1"]
-    common += ["--batch-size", "64", "--lr", "0.05", "--warmup-epochs", "0.2", "--max-steps"]
-    common += ["20", "--no-progress"]
+    # at two epochs of the 2,000-image demo set (about a minute per run on two cores)
+    common = ["--device", "cpu", "--arch", "resnet18", "--image-size", "32", "--epochs", "2"]
+    common += ["--batch-size", "64", "--lr", "0.02", "--warmup-epochs", "0.2", "--max-steps"]
+    common += ["62", "--no-progress"]
     if store.exists():
         common += ["--fractals", str(store), "--ipmix-preset", "cifar", "--no-jsd"]
     for pipeline in ("dali", "ffcv"):
