@@ -26,7 +26,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_pipelines import _photos, imagenet_like_folder, time_loader  # noqa: E402
-from benchmarks.common import metadata, print_table, write_result  # noqa: E402
+from benchmarks.common import metadata, print_table, rate_fields, write_result  # noqa: E402
 from ipmix_ops import IPMixConfig  # noqa: E402
 from pipelines.dali import make_loader  # noqa: E402
 from pipelines.loader import LoaderOptions  # noqa: E402
@@ -77,11 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                 {
                     "pipeline": "dali (cpu)",
                     "IPMix": label if cfg is None else f"{label} (Numba plugin)",
-                    "img/s": round(n / t, 1),
-                    "img/s/core": round(n / t / args.threads, 1),
-                    "ms/img/core": round(1e3 * t * args.threads / n, 2),
-                    "first epoch s": round(first, 1),
-                    "epoch s": round(t, 2),
+                    **rate_fields(n, t, args.threads, first),
                 }
             )
             print(f"  dali {label}: {rows[-1]['img/s/core']} img/s/core", flush=True)

@@ -30,7 +30,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import metadata, print_table, write_result  # noqa: E402
+from benchmarks.common import metadata, print_table, rate_fields, write_result  # noqa: E402
 from ipmix_ops import IPMixConfig  # noqa: E402
 from pipelines import build_loader  # noqa: E402
 from pipelines.beton import write_beton  # noqa: E402
@@ -155,11 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                     "pipeline": backend,
                     "data": source,
                     "IPMix": label if ipmix is None else f"{label} ({IMPL[backend]})",
-                    "img/s": round(n / t, 1),
-                    "img/s/core": round(n / t / args.workers, 1),
-                    "ms/img/core": round(1e3 * t * args.workers / n, 2),
-                    "first epoch s": round(first, 1),
-                    "epoch s": round(t, 2),
+                    **rate_fields(n, t, args.workers, first),
                 }
             )
             print(f"  {backend} {source} {label}: {rows[-1]['img/s/core']} img/s/core", flush=True)

@@ -102,3 +102,14 @@ def print_table(rows: list[dict], columns: list[str]) -> None:
     print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
     for r in rows:
         print("  ".join(str(r.get(c, "")).ljust(w) for c, w in zip(columns, widths)))
+
+
+def rate_fields(n_images: int, seconds: float, cores: int, first_s: float) -> dict:
+    """The throughput columns shared by the pipeline benchmarks (per run and per core)."""
+    return {
+        "img/s": round(n_images / seconds, 1),
+        "img/s/core": round(n_images / seconds / cores, 1),
+        "ms/img/core": round(1e3 * seconds * cores / n_images, 2),
+        "first epoch s": round(first_s, 1),
+        "epoch s": round(seconds, 2),
+    }
