@@ -22,10 +22,7 @@ count, load average and git SHA.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,6 +37,7 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 
 import fractal_store as fs  # noqa: E402
+from benchmarks.common import median_time, metadata, write_result  # noqa: E402
 from fractal_store.build import software_versions  # noqa: E402
 from fractal_store.escape_time import ESCAPE_FAMILIES  # noqa: E402
 from fractal_store.reference import render_escape_numpy  # noqa: E402
@@ -57,23 +55,7 @@ print(time.perf_counter() - t)
 
 def timed(fn, repeats: int) -> float:
     """Median wall time of ``repeats`` calls of ``fn`` after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
-def git_sha() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
-        )
-    except OSError:
-        return None
-    return out.stdout.strip() or None
+    return median_time(fn, repeats=repeats, warmup=1)
 
 
 def bench_render(records: dict, size: int, repeats: int, cores: int) -> dict:
@@ -189,24 +171,17 @@ def main() -> None:
         store = bench_store(Path(tmp), store_count, args.size, cores, repeats)
 
     result = {
-        "benchmark": "fractals",
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "git_sha": git_sha(),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {
-            "cores": cores,
-            "cpu": platform.processor() or platform.machine(),
-            "loadavg_at_end": os.getloadavg(),
-        },
+        "meta": metadata(),
+        "loadavg_at_end": os.getloadavg(),
         "versions": software_versions(),
         "size": args.size,
         "jit": jit,
         "render": render,
         "store": store,
     }
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    path = args.out_dir / f"fractals-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(result, indent=1) + "\n")
+    path = write_result(
+        "fractals", result, str(args.out_dir / f"fractals-{time.strftime('%Y%m%d-%H%M%S')}.json")
+    )
 
     print(f"fractals at {args.size} px, {cores} cores, load {os.getloadavg()[0]:.2f}")
     print(f"{'family':14s}{'1 core/s':>10s}{'all/s':>9s}{'numpy/s':>9s}{'x numpy':>9s}")
