@@ -123,7 +123,6 @@ def build_store(
             rejected[rec["family"]].update(reasons)
             bar.update()
     seconds = time.perf_counter() - t0
-    nbytes = os.path.getsize(path)
     rejection = {}
     for f in families:
         n_rej = sum(rejected[f].values())
@@ -133,6 +132,14 @@ def build_store(
             "rate": n_rej / max(1, n_rej + accepted[f]),
             "reasons": dict(sorted(rejected[f].items())),
         }
+    return {**store_summary(path, count, size, encoding, seconds, workers), "rejection": rejection}
+
+
+def store_summary(
+    path: str | os.PathLike, count: int, size: int, encoding: str, seconds: float, workers: int
+) -> dict:
+    """The summary fields every store writer reports (sizes, rate, settings)."""
+    nbytes = os.path.getsize(path)
     return {
         "path": os.fspath(path),
         "count": count,
@@ -144,7 +151,6 @@ def build_store(
         "seconds": seconds,
         "images_per_second": count / seconds if seconds > 0 else float("inf"),
         "workers": workers,
-        "rejection": rejection,
     }
 
 

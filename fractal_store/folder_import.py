@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .build import _check_args, _progress, ordered_map, software_versions
+from .build import _check_args, _progress, ordered_map, software_versions, store_summary
 from .store import DEFAULT_PNG_LEVEL, FractalStoreError, StoreWriter, default_workers, encode_image
 
 
@@ -109,17 +109,4 @@ def import_folder(
                 f"(first problem: {skipped[0][0]}: {skipped[0][1]})"
             )
     seconds = time.perf_counter() - t0
-    nbytes = os.path.getsize(path)
-    return {
-        "path": os.fspath(path),
-        "count": count,
-        "size": size,
-        "encoding": encoding,
-        "bytes": nbytes,
-        "bytes_per_image": nbytes / count,
-        "raw_bytes_per_image": size * size * 3,
-        "seconds": seconds,
-        "images_per_second": count / seconds if seconds > 0 else float("inf"),
-        "workers": workers,
-        "skipped": skipped,
-    }
+    return {**store_summary(path, count, size, encoding, seconds, workers), "skipped": skipped}
