@@ -44,7 +44,7 @@ from ipmix_ops import IPMixConfig
 
 from .dali_numba import ipmix_views, keyed_crop_params
 from .folder import scan_image_folder
-from .loader import DEFAULT_CROP_RATIO, Finisher, LoaderOptions
+from .loader import DEFAULT_CROP_RATIO, EpochLoader, Finisher, LoaderOptions
 
 READER = "Reader"
 
@@ -156,7 +156,7 @@ def epoch_order(n: int, *, world_size: int, shuffle: bool, seed: int, epoch: int
     return np.concatenate([idx[r::world_size] for r in range(world_size)]).astype(np.int64)
 
 
-class DaliLoader:
+class DaliLoader(EpochLoader):
     """Iterable over batches of the contract in :mod:`pipelines.loader` (see module doc)."""
 
     def __init__(
@@ -173,15 +173,10 @@ class DaliLoader:
         self.opts, self.cfg, self.bank, self.device = opts, cfg, bank, device
         self.per_rank = math.ceil(len(self.files) / opts.world_size)
         self.finish = Finisher(opts.output, opts.mean, opts.std)
-        self.epoch = 0
 
     def __len__(self) -> int:
         b = self.opts.batch_size
         return self.per_rank // b if self.opts.drop_last else math.ceil(self.per_rank / b)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Make the next pass epoch ``epoch`` (order, crops and IPMix keys)."""
-        self.epoch = int(epoch)
 
     def pipeline(self, epoch: int) -> Any:
         """The (unbuilt) DALI pipeline of ``epoch`` for this rank."""
@@ -239,7 +234,7 @@ class DaliLoader:
             del it, pipe
 
     def __iter__(self) -> Any:
-        epoch, self.epoch = self.epoch, self.epoch + 1
+        epoch = self._start_epoch()
         dev = self.opts.device
         for images, idx in self.raw_batches(epoch):
             # the iterator reuses its output buffers: hand out our own copy

@@ -45,7 +45,7 @@ from torch.utils.data import DistributedSampler
 from ipmix_ops import IPMixConfig
 
 from .ffcv_ops import EpochCell, IPMixOp, KeyedRandomHorizontalFlip, KeyedRandomResizedCropDecoder
-from .loader import DEFAULT_CROP_RATIO, Finisher, LoaderOptions
+from .loader import DEFAULT_CROP_RATIO, EpochLoader, Finisher, LoaderOptions
 
 _ORDERS = {
     "random": OrderOption.RANDOM,
@@ -123,14 +123,13 @@ def ffcv_order(opts: LoaderOptions) -> OrderOption | ShardOrder:
     return _ORDERS[opts.order]
 
 
-class FFCVLoader:
+class FFCVLoader(EpochLoader):
     """Iterable over batches of the contract in :mod:`pipelines.loader`; see there."""
 
     def __init__(
         self, loader: Loader, cell: EpochCell, finish: Finisher, ipmix: IPMixOp | None
     ) -> None:
         self.loader, self.cell, self.finish, self.ipmix = loader, cell, finish, ipmix
-        self.epoch = 0
 
     def _check(self, batches: Any) -> None:
         """Raise what went wrong in FFCV's loader thread instead of waiting forever."""
@@ -142,12 +141,8 @@ class FFCVLoader:
     def __len__(self) -> int:
         return len(self.loader)
 
-    def set_epoch(self, epoch: int) -> None:
-        """Make the next pass epoch ``epoch`` (order, crops and IPMix keys)."""
-        self.epoch = int(epoch)
-
     def __iter__(self) -> Any:
-        epoch, self.epoch = self.epoch, self.epoch + 1
+        epoch = self._start_epoch()
         self.cell.epoch = epoch
         self.loader.next_epoch = epoch
         batches = iter(self.loader)

@@ -44,6 +44,22 @@ class Loader(Protocol):
     def set_epoch(self, epoch: int) -> None: ...
 
 
+class EpochLoader:
+    """Epoch bookkeeping shared by the backends: pass n runs epoch n, unless
+    :meth:`set_epoch` says otherwise (e.g. when resuming)."""
+
+    epoch: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next pass epoch ``epoch`` (order, crops and IPMix keys)."""
+        self.epoch = int(epoch)
+
+    def _start_epoch(self) -> int:
+        """The epoch of the pass that starts now; advances the counter."""
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        return epoch
+
+
 @dataclass(frozen=True)
 class LoaderOptions:
     """Options shared by every backend (validated; see :func:`build_loader`)."""

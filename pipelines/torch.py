@@ -37,7 +37,7 @@ from ipmix_ops import IPMixConfig, reference
 from ipmix_ops.sampling import R_FIDX, sample_record
 
 from .keyed import RATIO, SCALE, keyed_crop, keyed_flip
-from .loader import DEFAULT_CROP_RATIO, Finisher, LoaderOptions
+from .loader import DEFAULT_CROP_RATIO, EpochLoader, Finisher, LoaderOptions
 
 _SCALE, _RATIO = np.array(SCALE), np.array(RATIO)
 
@@ -119,7 +119,7 @@ def collate(samples: list[tuple[np.ndarray, int]]) -> tuple[torch.Tensor, torch.
     return images, torch.tensor([s[1] for s in samples], dtype=torch.int64)
 
 
-class TorchLoader:
+class TorchLoader(EpochLoader):
     """Iterable over batches of the contract in :mod:`pipelines.loader`; see there."""
 
     def __init__(
@@ -132,17 +132,12 @@ class TorchLoader:
     ) -> None:
         self.dataset, self.sampler, self.loader = dataset, sampler, loader
         self.finish, self.device = finish, device
-        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.loader)
 
-    def set_epoch(self, epoch: int) -> None:
-        """Make the next pass epoch ``epoch`` (order, crops and IPMix keys)."""
-        self.epoch = int(epoch)
-
     def __iter__(self) -> Any:
-        epoch, self.epoch = self.epoch, self.epoch + 1
+        epoch = self._start_epoch()
         self.dataset.epoch = epoch
         self.sampler.set_epoch(epoch)
         for images, labels in self.loader:
