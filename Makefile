@@ -20,7 +20,7 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml tools/setup_system.sh
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt -c constraints.txt
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
-	@echo "setup: .venv ready ($(shell du -sh $(VENV) 2>/dev/null | cut -f1))"
+	@echo "setup: .venv ready ($$(du -sh $(VENV) | cut -f1))"
 
 lint: setup
 	$(PY) -m ruff check .
