@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.setup-stamp
 SRC_HASH := $(shell cat ipmix_ops/*.py fractal_store/*.py pipelines/*.py 2>/dev/null | sha1sum | cut -c1-12)
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache/$(SRC_HASH)
 
-.PHONY: setup test test-all lint format demo clean
+.PHONY: setup test test-all lint format demo bench robustness clean
 
 setup: $(STAMP)
 
@@ -41,3 +41,13 @@ demo: setup
 
 clean:
 	rm -rf demo_out .pytest_cache .ruff_cache .numba_cache
+
+# The benchmark suite: JSON per run in benchmarks/results/, README tables + plots regenerated.
+#   make bench BENCH_ARGS=--quick        (a few minutes)   BENCH_ARGS=--report-only
+bench: setup
+	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
+
+# The robustness experiment (vanilla vs IPMix on the demo set), README table regenerated.
+#   make robustness ROBUSTNESS_ARGS=--quick
+robustness: setup
+	$(PY) tools/robustness_experiment.py $(ROBUSTNESS_ARGS)

@@ -1,16 +1,22 @@
 #!/usr/bin/env python
-"""DALI CPU loader throughput per core: without IPMix, IPMix one view, IPMix JSD.
+"""DALI loader throughput per core: without IPMix, IPMix one view, IPMix JSD.
 
     python benchmarks/bench_dali.py [--images 1024] [--size 224] [--threads 1] [--quick]
+    python benchmarks/bench_dali.py --threads 1,all          # core scaling
+    python benchmarks/bench_dali.py --device gpu             # mixed decode (needs CUDA)
 
 Data: the ImageNet-like JPEGs of ``bench_pipelines.py`` (random crops/rescales of the
-scikit-image photos to 500x375 or 375x500, q90) as a temporary ImageFolder. The DALI graph
-runs on the CPU (``device_id=None``): ROI JPEG decode + keyed random-resized crop + flip,
-and IPMix through DALI's Numba plugin calling the ``ipmix_ops`` kernels. Each loader runs
-one warm-up epoch (JIT compile, reported apart) and the median of ``--repeats`` epochs;
-every epoch rebuilds the DALI pipeline (that cost is included). ``img/s/core`` = images/s
-divided by ``--threads`` (DALI's CPU threads; the consuming main thread is not counted).
-Results: JSON in benchmarks/results/.
+scikit-image photos to 500x375 or 375x500, q90) as a temporary ImageFolder. By default
+(``--device cpu``) the DALI graph runs on the CPU (``device_id=None``): ROI JPEG decode,
+keyed random-resized crop + flip, and IPMix through DALI's Numba plugin calling the
+``ipmix_ops`` kernels. ``--device gpu``: the GPU graph of :mod:`pipelines.dali` (mixed
+decode; IPMix still in the CPU plugin), written as ``dali_gpu-<time>.json``.
+
+Each loader runs one warm-up epoch (JIT compile, reported apart) and the median of
+``--repeats`` epochs; every epoch rebuilds the DALI pipeline (that cost is included).
+``img/s/core`` = images/s divided by the DALI CPU threads (the consuming main thread is not
+counted); ``--threads`` takes a comma list (rows carry ``threads``). Results: JSON in
+benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -21,15 +27,25 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
+from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_pipelines import _photos, imagenet_like_folder, time_loader  # noqa: E402
-from benchmarks.common import metadata, print_table, rate_fields, write_result  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    int_list,
+    metadata,
+    print_table,
+    rate_fields,
+    write_result,
+)
 from ipmix_ops import IPMixConfig  # noqa: E402
 from pipelines.dali import make_loader  # noqa: E402
 from pipelines.loader import LoaderOptions  # noqa: E402
+
+CASES = (("off", None), ("1 view", False), ("JSD", True))  # (label, jsd; None: no IPMix)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,13 +55,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=1024)
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--threads", type=int, default=1, help="DALI CPU threads")
+    p.add_argument(
+        "--threads", type=int_list, default=[1], help="DALI CPU threads: a count or a list 1,2"
+    )
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="DALI graph device")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="256 images, batch 32, 2 repeats")
     p.add_argument("--out", help="JSON path (default benchmarks/results/dali-<time>.json)")
     args = p.parse_args(argv)
     if args.quick:
         args.images, args.repeats, args.batch = 256, 2, 32
+    if args.device == "gpu" and not torch.cuda.is_available():
+        p.error("--device gpu: no CUDA device visible to torch")
+    torch_device = torch.device("cuda" if args.device == "gpu" else "cpu")
     f = IPMixConfig.preset("imagenet", image_size=args.size).fractal_size
     bank = np.stack([np.asarray(Image.fromarray(x).resize((f, f))) for x in _photos()])
     bank_desc = f"{len(bank)} skimage photos at {f}px"
@@ -58,29 +80,35 @@ def main(argv: list[str] | None = None) -> int:
             f"data: {data['images']} JPEGs 500x375/375x500 q90 (mean {data['mean_jpeg_kb']} kB);"
             f" bank: {bank_desc}"
         )
-        opts = LoaderOptions(
-            train=True,
-            batch_size=args.batch,
-            image_size=args.size,
-            seed=0,
-            num_workers=args.threads,
-        )
-        for label, jsd in (("off", None), ("1 view", False), ("JSD", True)):
+        cases = [(t, *c) for t in args.threads for c in CASES]
+        for threads, label, jsd in tqdm(cases, desc="dali loaders"):
+            opts = LoaderOptions(
+                train=True,
+                batch_size=args.batch,
+                image_size=args.size,
+                seed=0,
+                num_workers=threads,
+                device=torch_device,
+            )
             cfg = None
             if jsd is not None:
                 cfg = IPMixConfig.preset("imagenet", image_size=args.size, jsd=jsd)
                 opts = LoaderOptions(**{**opts.__dict__, "mean": cfg.mean, "std": cfg.std})
-            loader = make_loader(root, opts, cfg, bank if cfg else None, device="cpu")
+            loader = make_loader(root, opts, cfg, bank if cfg else None, device=args.device)
             first, t = time_loader(loader, args.repeats)
             n = len(loader) * args.batch
             rows.append(
                 {
-                    "pipeline": "dali (cpu)",
+                    "pipeline": f"dali ({args.device})",
                     "IPMix": label if cfg is None else f"{label} (Numba plugin)",
-                    **rate_fields(n, t, args.threads, first),
+                    "threads": threads,
+                    **rate_fields(n, t, threads, first),
                 }
             )
-            print(f"  dali {label}: {rows[-1]['img/s/core']} img/s/core", flush=True)
+            tqdm.write(
+                f"  dali {args.device} {label}, {threads} thread(s): "
+                f"{rows[-1]['img/s/core']} img/s/core"
+            )
             del loader
 
     print(
@@ -89,14 +117,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     print_table(rows, list(rows[0]))
     path = write_result(
-        "dali",
+        "dali" if args.device == "cpu" else "dali_gpu",
         {
             "meta": metadata("nvidia-dali-cuda120", "torch"),
             "data": {**data, "source": "scikit-image photos, random crops/rescales, q90"},
             "bank": bank_desc,
             "size": args.size,
             "batch": args.batch,
-            "threads": args.threads,
+            "threads": args.threads[0],
+            "threads_list": args.threads,
+            "device": args.device,
             "repeats": args.repeats,
             "rows": rows,
         },

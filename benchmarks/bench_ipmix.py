@@ -2,11 +2,16 @@
 """IPMix per-core throughput: the Pillow reference vs the Numba fast path (``ipmix_batch``).
 
     python benchmarks/bench_ipmix.py [--size 224] [--batch 64] [--repeats 5] [--quick]
+    python benchmarks/bench_ipmix.py --sizes 128,160,192,224,256 --batches 16,32,64,128 \
+        --threads 1,2      # also the scaling sweeps (fast path only)
 
 Images: real photos from scikit-image (7 photos, random crops resized to S). Bank: the same
 kind of real pictures at F = S·256/224 (the fractal content does not change the cost).
 Reports images/s per core for one view and JSD (clean + 2 views), the ratio fast/reference,
 and the JIT compile time measured apart in a fresh process with an empty Numba cache.
+Scaling sweeps (``--sizes``, ``--batches``, ``--threads``, comma lists): the fast path's
+rate for one view and JSD, varying one of image size (at ``--batch``, 1 thread), batch size
+(at ``--size``, 1 thread) and threads (at ``--size`` and ``--batch``); JSON key ``scaling``.
 """
 
 from __future__ import annotations
@@ -25,7 +30,13 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import median_time, metadata, print_table, write_result  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    int_list,
+    median_time,
+    metadata,
+    print_table,
+    write_result,
+)
 from ipmix_ops import IPMixConfig, ipmix_batch, reference, sample_records  # noqa: E402
 
 PHOTOS = (
@@ -102,6 +113,38 @@ def cold_compile_seconds(size: int) -> float:
     return float(res.stdout.strip().splitlines()[-1])
 
 
+def scaling(args) -> list[dict]:
+    """Fast-path img/s and ms/img along the size, batch and thread sweeps of ``args``."""
+    from tqdm import tqdm
+
+    cases = [("size", s, args.batch, 1) for s in args.sizes or []]
+    cases += [("batch", args.size, b, 1) for b in args.batches or []]
+    cases += [("threads", args.size, args.batch, t) for t in args.threads or []]
+    rows, data = [], {}
+    for axis, size, batch, threads in tqdm(cases, desc="scaling", disable=not cases):
+        if (size, batch) not in data:
+            cfg = IPMixConfig.preset("imagenet", image_size=size, jsd=False)
+            bank = real_images(8, cfg.fractal_size, seed=1)
+            data[size, batch] = real_images(batch, size), bank, cfg
+        images, bank, cfg = data[size, batch]
+        for mode, c in (("one view", cfg), ("JSD", cfg.replace(jsd=True))):
+            t = bench_fast(images, bank, c, threads, args.repeats)
+            rows.append(
+                {
+                    "axis": axis,
+                    "mode": mode,
+                    "size": size,
+                    "batch": batch,
+                    "threads": threads,
+                    "img/s": round(1 / t, 1),
+                    "img/s/core": round(1 / t / threads, 1),
+                    "ms/img/core": round(1e3 * t * threads, 3),
+                }
+            )
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -112,10 +155,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--quick", action="store_true", help="fewer samples and runs")
     p.add_argument("--no-compile", action="store_true", help="skip the cold-compile timing")
+    p.add_argument("--sizes", type=int_list, help="scaling sweep: image sizes, e.g. 128,224")
+    p.add_argument("--batches", type=int_list, help="scaling sweep: batch sizes, e.g. 16,64")
+    p.add_argument("--threads", type=int_list, help="scaling sweep: threads, e.g. 1,all")
     p.add_argument("--out", help="JSON path (default benchmarks/results/ipmix-<time>.json)")
     args = p.parse_args(argv)
     if args.quick:
         args.batch, args.ref_samples, args.repeats = 32, 12, 3
+    if args.threads and max(args.threads) > numba.config.NUMBA_NUM_THREADS:
+        p.error(f"--threads: at most {numba.config.NUMBA_NUM_THREADS} (NUMBA_NUM_THREADS)")
 
     cores = numba.config.NUMBA_NUM_THREADS
     images = real_images(args.batch, args.size)
@@ -148,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{cores} cores"
     )
     print_table(rows, cols)
+    scale = scaling(args)
+    if scale:
+        print("\nscaling (fast path)")
+        print_table(scale, list(scale[0]))
     if compile_s is not None:
         print(f"cold JIT compile + first call: {compile_s:.1f} s (cached afterwards)")
     path = write_result(
@@ -158,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             "batch": args.batch,
             "cold_compile_s": compile_s,
             "rows": rows,
+            "scaling": scale,
         },
         args.out,
     )

@@ -2,6 +2,7 @@
 """Loader throughput per core: torch + the authors' IPMix vs FFCV, without and with IPMix.
 
     python benchmarks/bench_pipelines.py [--images 1024] [--size 224] [--workers 1] [--quick]
+    python benchmarks/bench_pipelines.py --workers 1,2 --betons jpg   # core scaling, jpg only
 
 Data: ImageNet-like JPEGs derived from the 8 colour photos bundled with scikit-image (random
 crops of 45-100% of each photo's area, rescaled to 500x375 or 375x500, JPEG quality 90),
@@ -12,8 +13,9 @@ pixels). Fractal bank: ``--fractals`` (a store), else real photos at F = S*256/2
 content does not change the cost).
 Each loader runs one warm-up epoch (JIT compile, reported apart) and the median of
 ``--repeats`` epochs; ``img/s/core`` = images/s divided by ``--workers`` (FFCV threads or
-DataLoader processes; the consuming main thread is not counted). Results: JSON in
-benchmarks/results/.
+DataLoader processes; the consuming main thread is not counted). ``--workers`` takes a comma
+list (``all`` = every core): each case is run at each count (rows carry ``workers``; the
+goals use the first count). Results: JSON in benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -27,15 +29,26 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import metadata, print_table, rate_fields, write_result  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    int_list,
+    metadata,
+    print_table,
+    rate_fields,
+    write_result,
+)
 from ipmix_ops import IPMixConfig  # noqa: E402
 from pipelines import build_loader  # noqa: E402
 from pipelines.beton import write_beton  # noqa: E402
 
 IMPL = {"torch": "Pillow reference", "ffcv": "Numba"}
+BETON_DESC = {
+    "jpg": ".beton jpg: all JPEG q90",
+    "prop": ".beton prop: ffcv-imagenet's recipe (50% JPEG q90, 50% raw)",
+}
 PHOTOS = (
     "astronaut",
     "chelsea",
@@ -98,7 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=1024)
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--workers", type=int, default=1, help="FFCV threads / DataLoader workers")
+    p.add_argument(
+        "--workers",
+        type=int_list,
+        default=[1],
+        help="FFCV threads / DataLoader workers: a count or a comma list such as 1,2 or 1,all",
+    )
+    p.add_argument(
+        "--betons",
+        default="jpg,prop",
+        help="which FFCV .beton files to read: jpg, prop or jpg,prop (default)",
+    )
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--fractals", default=None, help="a fractal store (default: photos)")
     p.add_argument("--quick", action="store_true", help="256 images, 2 repeats")
@@ -106,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.quick:
         args.images, args.repeats, args.batch = 256, 2, 32
+    kinds = [b.strip() for b in args.betons.split(",") if b.strip()]
+    if not kinds or set(kinds) - {"jpg", "prop"}:
+        p.error(f"--betons: a comma list of jpg, prop; got {args.betons!r}")
     cfg = IPMixConfig.preset("imagenet", image_size=args.size)
     if args.fractals:
         bank_desc, bank = f"fractal store {args.fractals}", args.fractals
@@ -119,23 +145,17 @@ def main(argv: list[str] | None = None) -> int:
         data = imagenet_like_folder(tmp / "train", args.images)
         betons = {}
         for mode in ("jpg", "proportion"):
+            if mode[:4] not in kinds:
+                continue
             betons[mode[:4]] = tmp / f"{mode}.beton"
             kw = dict(max_resolution=500, write_mode=mode, compress_probability=0.5)
             write_beton(tmp / "train", betons[mode[:4]], progress=False, **kw)
         print(
             f"data: {data['images']} JPEGs 500x375/375x500 q90 (mean {data['mean_jpeg_kb']} kB) "
-            f"cut from scikit-image's photos; .beton jpg: all JPEG q90; .beton prop: "
-            f"ffcv-imagenet's recipe (50% JPEG q90, 50% raw); bank: {bank_desc}"
+            f"cut from scikit-image's photos; {'; '.join(BETON_DESC[b] for b in betons)}; "
+            f"bank: {bank_desc}"
         )
-        common = dict(
-            train=True,
-            batch_size=args.batch,
-            image_size=args.size,
-            seed=0,
-            num_workers=args.workers,
-            device="cpu",
-            fractals=bank,
-        )
+        common = dict(train=True, batch_size=args.batch, image_size=args.size, seed=0, device="cpu")
         ipmix_cases = [
             ("off", None, False),
             ("1 view", "imagenet", False),
@@ -144,21 +164,29 @@ def main(argv: list[str] | None = None) -> int:
         cases = [("torch", "ImageFolder", *c) for c in ipmix_cases]
         cases += [("ffcv", f".beton {b}", *c) for b in betons for c in ipmix_cases]
         rows, rate = [], {}
-        for backend, source, label, ipmix, jsd in cases:
+        runs = [(w, *c) for w in args.workers for c in cases]
+        for workers, backend, source, label, ipmix, jsd in tqdm(runs, desc="loaders"):
             src = betons[source.split()[-1]] if backend == "ffcv" else tmp / "train"
-            loader = build_loader(backend, src, ipmix=ipmix, jsd=jsd, **common)
+            loader = build_loader(
+                backend, src, ipmix=ipmix, jsd=jsd, num_workers=workers, fractals=bank, **common
+            )
             first, t = time_loader(loader, args.repeats)
             n = len(loader) * args.batch
-            rate[(source, label)] = n / t / args.workers
+            if workers == args.workers[0]:
+                rate[(source, label)] = n / t / workers
             rows.append(
                 {
                     "pipeline": backend,
                     "data": source,
                     "IPMix": label if ipmix is None else f"{label} ({IMPL[backend]})",
-                    **rate_fields(n, t, args.workers, first),
+                    "workers": workers,
+                    **rate_fields(n, t, workers, first),
                 }
             )
-            print(f"  {backend} {source} {label}: {rows[-1]['img/s/core']} img/s/core", flush=True)
+            tqdm.write(
+                f"  {backend} {source} {label}, {workers} worker(s): "
+                f"{rows[-1]['img/s/core']} img/s/core"
+            )
             del loader
 
     goals = {}
@@ -186,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
             "bank": bank_desc,
             "size": args.size,
             "batch": args.batch,
-            "workers": args.workers,
+            "workers": args.workers[0],
+            "workers_list": args.workers,
             "repeats": args.repeats,
             "rows": rows,
             "goals": goals,

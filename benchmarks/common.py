@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -27,6 +28,26 @@ def median_time(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1) 
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def int_list(text: str) -> list[int]:
+    """argparse type: ``"1,2,4"`` -> [1, 2, 4]; ``all`` stands for :func:`available_cores`."""
+    try:
+        vals = [available_cores() if v.strip() == "all" else int(v) for v in text.split(",")]
+    except ValueError as err:
+        msg = f"expected a comma list of integers or 'all', got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from err
+    if not vals or min(vals) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return list(dict.fromkeys(vals))
 
 
 def cpu_model() -> str:
