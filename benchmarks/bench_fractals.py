@@ -12,8 +12,12 @@ Measures, at ``--size`` (256) px:
   algorithm (:mod:`fractal_store.reference`) on the same records, single thread each;
 * JIT cost: first call with the cache as found, and (not with ``--quick``) a cold compile
   in a subprocess with an empty ``NUMBA_CACHE_DIR``;
-* store bytes per image (PNG, JPEG q90) against raw uint8;
-* bank load rate: PNG decode on 1 thread and all threads, and the raw ``.npy`` cache.
+* store bytes per image (lossless WebP, the default; PNG; JPEG q90) against raw uint8,
+  and a sweep of lossless WebP effort settings (size, encode time, decode rate);
+* bank load rate: WebP and PNG decode on 1 thread and all threads, JPEG on 1 thread,
+  and the raw ``.npy`` cache;
+* ``goals``: the issue's targets next to the values measured in this run (ratios are
+  taken within the run; "per core" means one thread).
 
 Writes ``benchmarks/results/fractals-<timestamp>.json`` with the command, versions, core
 count, load average and git SHA.
@@ -22,7 +26,9 @@ count, load average and git SHA.
 from __future__ import annotations
 
 import argparse
+import io
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,7 +47,12 @@ from benchmarks.common import median_time, metadata, write_result  # noqa: E402
 from fractal_store.build import software_versions  # noqa: E402
 from fractal_store.escape_time import ESCAPE_FAMILIES  # noqa: E402
 from fractal_store.reference import render_escape_numpy  # noqa: E402
-from fractal_store.store import default_workers  # noqa: E402
+from fractal_store.store import (  # noqa: E402
+    DEFAULT_WEBP_METHOD,
+    DEFAULT_WEBP_QUALITY,
+    default_workers,
+    encode_image,
+)
 
 COLD = """
 import time, fractal_store as fs
@@ -82,7 +93,7 @@ def bench_render(records: dict, size: int, repeats: int, cores: int) -> dict:
             "ms_per_image_1_thread": 1e3 * one / len(recs),
         }
         if fam in ESCAPE_FAMILIES:
-            ref = timed(lambda recs=recs: [render_escape_numpy(r, size) for r in recs], 1)
+            ref = timed(lambda recs=recs: [render_escape_numpy(r, size) for r in recs], repeats)
             same = np.mean(
                 [
                     np.all(fs.render(r, size) == render_escape_numpy(r, size), -1).mean()
@@ -99,25 +110,40 @@ def bench_render(records: dict, size: int, repeats: int, cores: int) -> dict:
 
 
 def bench_store(tmp: Path, count: int, size: int, cores: int, repeats: int) -> dict:
-    png, jpg = tmp / "png.zip", tmp / "jpg.zip"
-    built = fs.build_store(png, count, size, 0, workers=cores, progress=False)
-    fs.build_store(jpg, count, size, 0, workers=cores, jpeg_quality=90, progress=False)
+    paths = {enc: tmp / f"{enc}.zip" for enc in ("webp", "png", "jpeg")}
+    built = fs.build_store(paths["webp"], count, size, 0, workers=cores, progress=False)
+    png = fs.build_store(
+        paths["png"], count, size, 0, workers=cores, progress=False, encoding="png"
+    )
+    fs.build_store(paths["jpeg"], count, size, 0, workers=cores, jpeg_quality=90, progress=False)
     raw = size * size * 3
     res = {
         "count": count,
-        "build_images_per_s_all_cores": built["images_per_second"],
+        "build_images_per_s_all_cores_webp": built["images_per_second"],
+        "build_images_per_s_all_cores_png": png["images_per_second"],
         "rejection": {f: round(r["rate"], 3) for f, r in built["rejection"].items()},
         "raw_bytes_per_image": raw,
-        "png_bytes_per_image": built["bytes_per_image"],
-        "png_ratio": built["bytes_per_image"] / raw,
-        "jpeg90_bytes_per_image": jpg.stat().st_size / count,
-        "jpeg90_ratio": jpg.stat().st_size / count / raw,
+        "webp_settings_default": {"method": DEFAULT_WEBP_METHOD, "quality": DEFAULT_WEBP_QUALITY},
     }
-    with fs.open(png) as store:
-        for w in sorted({1, cores}):
-            t = timed(lambda w=w: store.load_bank(workers=w), repeats)
-            res[f"bank_png_per_s_{w}_threads"] = count / t
-        res["bank_png_per_s_per_core"] = res["bank_png_per_s_1_threads"]
+    for enc, path in paths.items():  # whole store file (headers, records included) / raw
+        res[f"{enc}_bytes_per_image"] = path.stat().st_size / count
+        res[f"{enc}_ratio"] = path.stat().st_size / count / raw
+    stores = {enc: fs.open(paths[enc]) for enc in ("webp", "png")}
+    for w in sorted({1, cores}):  # codecs interleaved, so load changes hit both alike
+        times: dict[str, list[float]] = {enc: [] for enc in stores}
+        for store in stores.values():
+            store.load_bank(workers=w)  # warm-up
+        for _ in range(repeats):
+            for enc, store in stores.items():
+                t = time.perf_counter()
+                store.load_bank(workers=w)
+                times[enc].append(time.perf_counter() - t)
+        for enc in stores:
+            res[f"bank_{enc}_per_s_{w}_threads"] = count / statistics.median(times[enc])
+    for enc, store in stores.items():
+        res[f"bank_{enc}_per_s_per_core"] = res[f"bank_{enc}_per_s_1_threads"]
+        store.close()
+    with fs.open(paths["webp"]) as store:
         cache = tmp / "cache"
         t = time.perf_counter()
         store.load_bank(cache_dir=cache, workers=cores)
@@ -125,9 +151,82 @@ def bench_store(tmp: Path, count: int, size: int, cores: int, repeats: int) -> d
         for w in sorted({1, cores}):
             t = timed(lambda w=w: store.load_bank(cache_dir=cache, workers=w), repeats)
             res[f"bank_npy_cache_per_s_{w}_threads"] = count / t
-    with fs.open(jpg) as store:
-        res["bank_jpeg90_per_s_1_threads"] = count / timed(lambda: store.load_bank(workers=1), 1)
+        res["bank_npy_cache_per_s_per_core"] = res["bank_npy_cache_per_s_1_threads"]
+        sample = store.load_bank(workers=cores)
+    with fs.open(paths["jpeg"]) as store:
+        t = timed(lambda: store.load_bank(workers=1), 1)
+        res["bank_jpeg90_per_s_1_threads"] = count / t
+    res["webp_settings"] = bench_webp_settings(sample[: min(len(sample), 24)])
     return res
+
+
+def bench_webp_settings(images: np.ndarray) -> list[dict]:
+    """Lossless WebP size / encode time / decode rate per (method, quality) setting, and
+    PNG for comparison, on the same images (one thread)."""
+    from PIL import Image
+
+    raw = images[0].nbytes
+    settings = [("png", 6, None), ("png_optimize", None, None)]
+    settings += [("webp", m, q) for m, q in ((0, 0), (1, 50), (2, 50), (3, 50), (4, 50))]
+    settings += [("webp", 6, 100)] if len(images) > 12 else []
+    rows = []
+    for name, a, b in settings:
+        t = time.perf_counter()
+        if name == "webp":
+            blobs = [encode_image(x, "webp", webp_method=a, webp_quality=b) for x in images]
+        elif name == "png":
+            blobs = [encode_image(x, "png", png_level=a) for x in images]
+        else:
+            blobs = []
+            for x in images:
+                buf = io.BytesIO()
+                Image.fromarray(x).save(buf, format="PNG", optimize=True)
+                blobs.append(buf.getvalue())
+        enc_s = time.perf_counter() - t
+        t = time.perf_counter()
+        exact = True
+        for x, blob in zip(images, blobs):
+            with Image.open(io.BytesIO(blob)) as im:
+                exact &= bool((np.asarray(im) == x).all())
+        dec_s = time.perf_counter() - t
+        rows.append(
+            {
+                "codec": name,
+                "method_or_level": a,
+                "quality": b,
+                "ratio": float(np.mean([len(x) for x in blobs]) / raw),
+                "encode_ms_per_image": 1e3 * enc_s / len(images),
+                "decode_per_s_1_thread": len(images) / dec_s,
+                "exact": exact,
+            }
+        )
+    return rows
+
+
+def goals(render: dict, store: dict) -> dict:
+    """The issue's measured goals with this run's values."""
+    ratios = {f: r["numba_vs_numpy"] for f, r in render.items() if "numba_vs_numpy" in r}
+    worst = min(ratios.values())
+    load = {k: store[f"bank_{k}_per_s_per_core"] for k in ("webp", "png", "npy_cache")}
+    return {
+        "numba_vs_numpy_per_core": {
+            "goal": ">= 10",
+            "per_family": ratios,
+            "worst": worst,
+            "met": worst >= 10,
+        },
+        "store_bytes_vs_raw_lossless": {
+            "goal": "<= 1/3",
+            "webp": store["webp_ratio"],
+            "png": store["png_ratio"],
+            "met": store["webp_ratio"] <= 1 / 3,
+        },
+        "bank_load_per_s_per_core": {
+            "goal": ">= 2000",
+            **load,
+            "met_by": [k for k, v in load.items() if v >= 2000],
+        },
+    }
 
 
 def main() -> None:
@@ -178,6 +277,7 @@ def main() -> None:
         "jit": jit,
         "render": render,
         "store": store,
+        "goals": goals(render, store),
     }
     path = write_result(
         "fractals", result, str(args.out_dir / f"fractals-{time.strftime('%Y%m%d-%H%M%S')}.json")
@@ -195,9 +295,15 @@ def main() -> None:
     if "cold_compile_all_kernels_s" in jit:
         print(f"cold compile of all kernels: {jit['cold_compile_all_kernels_s']:.1f} s")
     print(
-        f"store: PNG {store['png_bytes_per_image']:.0f} B/image = {store['png_ratio']:.3f} of "
-        f"raw; JPEG q90 {store['jpeg90_ratio']:.3f} of raw"
+        f"store bytes / raw: WebP lossless {store['webp_ratio']:.3f}, PNG "
+        f"{store['png_ratio']:.3f}, JPEG q90 {store['jpeg_ratio']:.3f}"
     )
+    for row in store["webp_settings"]:
+        print(
+            f"  {row['codec']:12s} {row['method_or_level']!s:>4s} q{row['quality']!s:4s} "
+            f"ratio {row['ratio']:.3f} encode {row['encode_ms_per_image']:6.1f} ms "
+            f"decode {row['decode_per_s_1_thread']:5.0f}/s exact {row['exact']}"
+        )
     loads = [f"{k[5:]} {v:.0f}" for k, v in store.items() if k.endswith("threads")]
     print("bank load /s: " + ", ".join(loads))
     print(f"wrote {path}")

@@ -19,7 +19,15 @@ from typing import TypeVar
 import numpy as np
 
 from .sampling import FAMILIES, PROBE_SIZE, SAMPLER_VERSION, draw
-from .store import DEFAULT_PNG_LEVEL, StoreWriter, default_workers, encode_image
+from .store import (
+    DEFAULT_ENCODING,
+    DEFAULT_PNG_LEVEL,
+    ENCODINGS,
+    LOSSLESS_ENCODINGS,
+    StoreWriter,
+    default_workers,
+    encode_image,
+)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -62,6 +70,18 @@ def _check_args(count: int, size: int, seed: int, jpeg_quality: int | None) -> N
         raise ValueError(f"JPEG quality must be in 1..100, got {jpeg_quality!r}")
 
 
+def resolve_encoding(encoding: str | None, jpeg_quality: int | None) -> str:
+    """The store encoding for the writer arguments: ``jpeg_quality`` means JPEG; otherwise
+    ``encoding`` (``webp`` by default, or ``png``)."""
+    if encoding is None:
+        return DEFAULT_ENCODING if jpeg_quality is None else "jpeg"
+    if encoding not in ENCODINGS:
+        raise ValueError(f"unknown encoding {encoding!r}; expected one of {ENCODINGS}")
+    if encoding in LOSSLESS_ENCODINGS and jpeg_quality is not None:
+        raise ValueError(f"jpeg_quality={jpeg_quality} given with lossless encoding {encoding!r}")
+    return encoding
+
+
 def _progress(total: int, enabled: bool, desc: str):
     from tqdm import tqdm
 
@@ -78,11 +98,13 @@ def build_store(
     jpeg_quality: int | None = None,
     progress: bool = True,
     png_level: int = DEFAULT_PNG_LEVEL,
+    encoding: str | None = None,
 ) -> dict:
     """Render ``count`` fractals of ``size`` px (set ``seed``) into the store at ``path``.
 
     ``families``: subset of :data:`~fractal_store.sampling.FAMILIES` (default: all),
-    used round robin. ``jpeg_quality``: store JPEG instead of lossless PNG. Returns a
+    used round robin. ``encoding``: ``"webp"`` (default, lossless), ``"png"`` (lossless,
+    larger) or ``"jpeg"``; ``jpeg_quality`` alone selects JPEG (default quality 90). Returns a
     summary dict: ``count``, ``bytes``, ``bytes_per_image``, ``raw_bytes_per_image``,
     ``seconds``, ``images_per_second`` and per-family ``rejection`` statistics.
     """
@@ -94,7 +116,7 @@ def build_store(
     workers = default_workers() if workers is None else int(workers)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    encoding = "png" if jpeg_quality is None else "jpeg"
+    encoding = resolve_encoding(encoding, jpeg_quality)
     generator = {
         "kind": "fractals",
         "seed": seed,

@@ -19,7 +19,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .build import _check_args, _progress, ordered_map, software_versions, store_summary
+from .build import (
+    _check_args,
+    _progress,
+    ordered_map,
+    resolve_encoding,
+    software_versions,
+    store_summary,
+)
 from .store import DEFAULT_PNG_LEVEL, FractalStoreError, StoreWriter, default_workers, encode_image
 
 
@@ -52,8 +59,12 @@ def import_folder(
     workers: int | None = None,
     progress: bool = True,
     png_level: int = DEFAULT_PNG_LEVEL,
+    encoding: str | None = None,
 ) -> dict:
     """Write every readable picture under ``folder`` into a new store at ``path``.
+
+    ``encoding`` / ``jpeg_quality``: as for :func:`~fractal_store.build.build_store`
+    (lossless WebP by default).
 
     Returns a summary like :func:`~fractal_store.build.build_store`'s plus ``skipped``:
     a list of ``(relative path, reason)``. Raises :class:`FractalStoreError` when the
@@ -67,7 +78,7 @@ def import_folder(
     if not files:
         raise FractalStoreError(f"{root}: folder is empty, no pictures to import")
     workers = default_workers() if workers is None else max(1, int(workers))
-    encoding = "png" if jpeg_quality is None else "jpeg"
+    encoding = resolve_encoding(encoding, jpeg_quality)
     generator = {
         "kind": "folder",
         "folder": root.name,

@@ -1,12 +1,19 @@
-"""The fractal store: one uncompressed ZIP file of PNG (or JPEG) pictures plus metadata.
+"""The fractal store: one uncompressed ZIP file of WebP, PNG or JPEG pictures plus metadata.
 
 Layout (all members ``ZIP_STORED``, fixed timestamps, so equal inputs give equal bytes)::
 
-    images/000000.png ...   one RGB picture per record, size x size (``.jpg`` for JPEG)
+    images/000000.webp ...  one RGB picture per record, size x size (``.png`` / ``.jpg``)
     params.jsonl            one JSON object per line: the record that re-renders image i
-    checksums.sha256        "<sha256>  images/000000.png" lines (``sha256sum -c`` format)
-    header.json             format name + version, count, size, encoding, generator
-                            settings, and the sha256 of params.jsonl and checksums.sha256
+    checksums.sha256        "<sha256>  images/000000.webp" lines (``sha256sum -c`` format)
+    header.json             format name + version, count, size, encoding (codec) and its
+                            settings, generator settings, and the sha256 of params.jsonl
+                            and checksums.sha256
+
+Encodings: ``webp`` (default since format version 2: lossless WebP, ~0.31 of raw bytes
+for fractals against ~0.41 for PNG; decodes about as fast as PNG), ``png`` (lossless)
+and ``jpeg`` (lossy, 4:4:4). The encoding is recorded per store in the header; readers
+accept format versions 1 (PNG or JPEG only) and 2. WebP is decoded by Pillow, OpenCV,
+browsers and NVIDIA DALI's ``fn.decoders.image``.
 
 Every image read (``store[i]``, :meth:`FractalStore.load_bank`) checks the image bytes
 against their sha256 before decoding, and opening a store checks the header, the
@@ -30,9 +37,20 @@ import numpy as np
 from PIL import Image
 
 FORMAT_NAME = "ipmix-fractal-store"
-FORMAT_VERSION = 1
-ENCODINGS = ("png", "jpeg")
+FORMAT_VERSION = 2  # 2: adds the "webp" encoding and its header fields
+SUPPORTED_VERSIONS = (1, 2)  # what the reader loads; version 1 stores are PNG or JPEG
+ENCODINGS = ("webp", "png", "jpeg")
+LOSSLESS_ENCODINGS = ("webp", "png")
+DEFAULT_ENCODING = "webp"
 DEFAULT_PNG_LEVEL = 6  # zlib level; decode speed barely depends on it, size does
+# Lossless WebP effort: libwebp's ``method`` (0-6) and, for lossless, ``quality`` (0-100)
+# is compression effort too. Measured on 256 px fractals (benchmarks/bench_fractals.py,
+# "webp_settings"): 3/50 gives ~0.32 of raw bytes, 4/50 ~0.31 at ~2x the encode time
+# (~0.1 s per image on a slow core, about the render time), 6/100 ~0.30 at ~50x. 4/50 is
+# the default: it keeps a margin below 1/3 of raw. Decoding speed does not depend on it.
+DEFAULT_WEBP_METHOD = 4
+DEFAULT_WEBP_QUALITY = 50
+_EXTENSIONS = {"webp": "webp", "png": "png", "jpeg": "jpg"}
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature ... name length, extra length
 
@@ -50,19 +68,29 @@ def default_workers() -> int:
 
 
 def image_name(index: int, encoding: str) -> str:
-    """Member name of image ``index``: ``images/000042.png`` (at least 6 digits)."""
-    return f"images/{index:06d}.{'png' if encoding == 'png' else 'jpg'}"
+    """Member name of image ``index``: ``images/000042.webp`` (at least 6 digits)."""
+    return f"images/{index:06d}.{_EXTENSIONS[encoding]}"
 
 
 def encode_image(
-    img: np.ndarray, encoding: str = "png", quality: int = 90, png_level: int = DEFAULT_PNG_LEVEL
+    img: np.ndarray,
+    encoding: str = DEFAULT_ENCODING,
+    quality: int = 90,
+    png_level: int = DEFAULT_PNG_LEVEL,
+    webp_method: int = DEFAULT_WEBP_METHOD,
+    webp_quality: int = DEFAULT_WEBP_QUALITY,
 ) -> bytes:
-    """Encode uint8 ``[H, W, 3]`` RGB as PNG (lossless) or JPEG (4:4:4 chroma)."""
+    """Encode uint8 ``[H, W, 3]`` RGB as lossless WebP, PNG (both exact) or JPEG
+    (``quality``, 4:4:4 chroma)."""
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"expected uint8 [H, W, 3], got {img.dtype} {img.shape}")
     buf = io.BytesIO()
     pil = Image.fromarray(np.ascontiguousarray(img), "RGB")
-    if encoding == "png":
+    if encoding == "webp":
+        pil.save(
+            buf, format="WEBP", lossless=True, method=int(webp_method), quality=int(webp_quality)
+        )
+    elif encoding == "png":
         pil.save(buf, format="PNG", compress_level=png_level)
     elif encoding == "jpeg":
         pil.save(buf, format="JPEG", quality=int(quality), subsampling=0)
@@ -118,21 +146,30 @@ class StoreWriter:
         self,
         path: str | os.PathLike,
         size: int,
-        encoding: str = "png",
+        encoding: str = DEFAULT_ENCODING,
         generator: dict | None = None,
         jpeg_quality: int | None = None,
         png_level: int = DEFAULT_PNG_LEVEL,
+        webp_method: int = DEFAULT_WEBP_METHOD,
+        webp_quality: int = DEFAULT_WEBP_QUALITY,
     ) -> None:
         if encoding not in ENCODINGS:
             raise ValueError(f"unknown encoding {encoding!r}; expected one of {ENCODINGS}")
         if size < 1:
             raise ValueError(f"size must be >= 1, got {size}")
+        if not (0 <= webp_method <= 6 and 0 <= webp_quality <= 100):
+            raise ValueError(
+                f"WebP method must be in 0..6 and quality in 0..100, got {webp_method}, "
+                f"{webp_quality}"
+            )
         self.path = Path(path)
         self.size = int(size)
         self.encoding = encoding
         self.generator = dict(generator or {})
         self.jpeg_quality = jpeg_quality
         self.png_level = png_level
+        self.webp_method = webp_method
+        self.webp_quality = webp_quality
         self._sums: list[str] = []
         self._params: list[bytes] = []
         self._zf: zipfile.ZipFile | None = None
@@ -193,6 +230,9 @@ class StoreWriter:
             "encoding": self.encoding,
             "jpeg_quality": self.jpeg_quality if self.encoding == "jpeg" else None,
             "png_compress_level": self.png_level if self.encoding == "png" else None,
+            "webp_method": self.webp_method if self.encoding == "webp" else None,
+            "webp_quality": self.webp_quality if self.encoding == "webp" else None,
+            "lossless": self.encoding in LOSSLESS_ENCODINGS,
             "generator": self.generator,
             "params_sha256": hashlib.sha256(params).hexdigest(),
             "checksums_sha256": hashlib.sha256(sums).hexdigest(),

@@ -43,11 +43,24 @@ def test_build_with_preview_and_summary(tmp_path):
     assert "rejected" in res.stdout
     with fs.open(out) as store:
         assert len(store) == 6 and store.header["generator"]["seed"] == 2
+        assert store.encoding == "webp"
         direct = tmp_path / "direct.zip"
         fs.build_store(direct, 6, 32, 2, workers=1, progress=False)
         assert direct.read_bytes() == out.read_bytes()  # CLI == library, any worker count
     sheet = Image.open(preview)
     assert sheet.size[0] > 32 * 6 and sheet.mode == "RGB"
+
+
+def test_png_flag_writes_a_png_store_with_the_same_pixels(tmp_path):
+    out = tmp_path / "p.zip"
+    res = run_tool("--out", str(out), "--count", "3", "--size", "24", "--png", "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert "(png)" in res.stdout
+    webp = tmp_path / "w.zip"
+    fs.build_store(webp, 3, 24, 0, workers=1, progress=False)
+    with fs.open(out) as a, fs.open(webp) as b:
+        assert a.encoding == "png" and b.encoding == "webp"
+        assert (a.load_bank() == b.load_bank()).all()
 
 
 def test_import_folder_through_the_tool(tmp_path):
@@ -70,6 +83,7 @@ def test_import_folder_through_the_tool(tmp_path):
         (["--count", "two"], "--count: expected an integer"),
         (["--count", "2", "--seed", "-1"], "--seed must be >= 0"),
         (["--count", "2", "--jpeg", "0"], "--jpeg QUALITY must be in 1..100"),
+        (["--count", "2", "--jpeg", "90", "--png"], "--jpeg and --png are exclusive"),
         (["--count", "2", "--families", "spiral"], "invalid choice: 'spiral'"),
         ([], "--count is required"),
     ],

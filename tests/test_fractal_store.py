@@ -1,8 +1,10 @@
-"""The fractal store: round trips, byte determinism, corruption detection, folder import."""
+"""The fractal store: round trips (WebP, PNG, JPEG, version-1 stores), byte determinism,
+corruption detection, folder import."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -49,7 +51,7 @@ def _rewrite(src: Path, dst: Path, edit) -> Path:
 
 def test_round_trip_is_lossless_and_re_renderable(store_path):
     with fs.open(store_path) as store:
-        assert len(store) == COUNT and store.size == SIZE and store.encoding == "png"
+        assert len(store) == COUNT and store.size == SIZE and store.encoding == "webp"
         bank = store.load_bank(workers=2)
         assert bank.dtype == np.uint8 and bank.shape == (COUNT, SIZE, SIZE, 3)
         for i in range(COUNT):
@@ -73,12 +75,15 @@ def test_store_is_inspectable_zip(store_path):
         assert all(i.compress_type == zipfile.ZIP_STORED for i in z.infolist())
         header = json.loads(z.read("header.json"))
         sums = z.read("checksums.sha256").decode().splitlines()
-        data = z.read(image_name(2, "png"))
+        data = z.read(image_name(2, "webp"))
     assert {"header.json", "params.jsonl", "checksums.sha256"} <= set(names)
     assert header["format"] == fs.FORMAT_NAME and header["version"] == fs.FORMAT_VERSION
     assert header["count"] == COUNT and header["generator"]["seed"] == SEED
-    assert sums[2] == f"{hashlib.sha256(data).hexdigest()}  images/000002.png"
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert header["encoding"] == "webp" and header["lossless"] is True
+    assert sums[2] == f"{hashlib.sha256(data).hexdigest()}  images/000002.webp"
+    assert data[:4] == b"RIFF" and data[8:16] == b"WEBPVP8L"  # VP8L: the lossless bitstream
+    with Image.open(io.BytesIO(data)) as im:  # a standard file any WebP decoder reads
+        assert im.format == "WEBP" and im.size == (SIZE, SIZE)
 
 
 def test_same_arguments_give_identical_bytes(store_path, tmp_path):
@@ -87,6 +92,101 @@ def test_same_arguments_give_identical_bytes(store_path, tmp_path):
     assert _sha(other) == _sha(store_path)
     fs.build_store(tmp_path / "seed4.zip", COUNT, SIZE, SEED + 1, workers=1, progress=False)
     assert _sha(tmp_path / "seed4.zip") != _sha(store_path)
+
+
+def test_png_store_round_trip_is_exact_and_matches_webp(store_path, tmp_path):
+    path = tmp_path / "png.zip"
+    fs.build_store(path, COUNT, SIZE, SEED, workers=2, progress=False, encoding="png")
+    with fs.open(path) as png, fs.open(store_path) as webp:
+        assert png.encoding == "png" and png.header["png_compress_level"] is not None
+        assert png.raw(0)[:8] == b"\x89PNG\r\n\x1a\n"
+        np.testing.assert_array_equal(png.load_bank(workers=2), webp.load_bank(workers=1))
+        assert [png.params(i) for i in range(COUNT)] == [webp.params(i) for i in range(COUNT)]
+    assert store_path.stat().st_size < path.stat().st_size  # WebP is the smaller codec
+
+
+def _write_v1_store(path: Path, images: list[np.ndarray], records: list[dict]) -> Path:
+    """A format-version-1 store (PNG members, no WebP fields), written independently of
+    the package's writer, as stores made before WebP became the default look."""
+    names = [f"images/{i:06d}.png" for i in range(len(images))]
+    blobs = []
+    for img in images:
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="PNG", compress_level=6)
+        blobs.append(buf.getvalue())
+    params = b"".join(json.dumps(r, sort_keys=True).encode() + b"\n" for r in records)
+    sums = "".join(f"{hashlib.sha256(b).hexdigest()}  {n}\n" for b, n in zip(blobs, names))
+    header = {
+        "format": fs.FORMAT_NAME,
+        "version": 1,
+        "count": len(images),
+        "size": images[0].shape[0],
+        "channels": 3,
+        "dtype": "uint8",
+        "encoding": "png",
+        "jpeg_quality": None,
+        "png_compress_level": 6,
+        "generator": {"kind": "fractals"},
+        "params_sha256": hashlib.sha256(params).hexdigest(),
+        "checksums_sha256": hashlib.sha256(sums.encode()).hexdigest(),
+    }
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+        for name, blob in zip(names, blobs):
+            z.writestr(name, blob)
+        z.writestr("params.jsonl", params)
+        z.writestr("checksums.sha256", sums)
+        z.writestr("header.json", json.dumps(header))
+    return path
+
+
+def test_version_1_png_stores_still_load(store_path, tmp_path):
+    with fs.open(store_path) as new:
+        images = [new[i] for i in range(4)]
+        records = [new.params(i) for i in range(4)]
+    old = _write_v1_store(tmp_path / "old.zip", images, records)
+    with fs.open(old) as store:
+        assert store.header["version"] == 1 and store.encoding == "png" and len(store) == 4
+        np.testing.assert_array_equal(store.load_bank(workers=2), np.stack(images))
+        assert store.params(3) == records[3] and store.verify()["ok"]
+        np.testing.assert_array_equal(store.load_bank(cache_dir=tmp_path / "c")[2], images[2])
+    raw = bytearray(old.read_bytes())  # corruption is still caught in old stores
+    raw[raw.find(b"IDAT") + 40] ^= 0x01
+    bad = tmp_path / "old_bad.zip"
+    bad.write_bytes(bytes(raw))
+    with fs.open(bad) as store, pytest.raises(fs.FractalStoreError, match="record 0.*sha256"):
+        store[0]
+
+
+def test_undecodable_webp_with_matching_checksum_names_record(store_path, tmp_path):
+    """Bytes that pass the sha256 (e.g. a buggy writer) but are not a valid WebP."""
+    broken: dict = {}
+
+    def edit(name, data):
+        if name == image_name(1, "webp"):
+            data = data[: len(data) // 3]
+            broken["sha"] = hashlib.sha256(data).hexdigest()
+        return data
+
+    tmp = _rewrite(store_path, tmp_path / "stage.zip", edit)
+
+    def fix(name, data):
+        if name == "checksums.sha256":
+            lines = data.decode().splitlines()
+            lines[1] = f"{broken['sha']}  {image_name(1, 'webp')}"
+            data = ("\n".join(lines) + "\n").encode()
+            broken["sums"] = hashlib.sha256(data).hexdigest()
+        elif name == "header.json":
+            data = json.dumps({**json.loads(data), "checksums_sha256": broken["sums"]}).encode()
+        return data
+
+    # checksums.sha256 precedes header.json in the archive, so one pass fixes both
+    bad = _rewrite(tmp, tmp_path / "undecodable.zip", fix)
+    with fs.open(bad) as store:
+        np.testing.assert_array_equal(store[0], fs.open(store_path)[0])
+        with pytest.raises(fs.FractalStoreError, match=r"record 1 .*cannot decode"):
+            store[1]
+        with pytest.raises(fs.FractalStoreError, match="record 1"):
+            store.load_bank(workers=2)
 
 
 def test_jpeg_round_trip_within_tolerance(tmp_path):
@@ -157,9 +257,12 @@ def test_wrong_format_or_version_is_rejected(store_path, tmp_path):
 
         return edit
 
-    v2 = _rewrite(store_path, tmp_path / "v2.zip", bump("version", 2))
-    with pytest.raises(fs.FractalStoreError, match=r"v2\.zip.*unsupported store version 2"):
-        fs.open(v2)
+    v3 = _rewrite(store_path, tmp_path / "v3.zip", bump("version", 3))
+    with pytest.raises(fs.FractalStoreError, match=r"v3\.zip.*unsupported store version 3"):
+        fs.open(v3)
+    v1 = _rewrite(store_path, tmp_path / "v1.zip", bump("version", 1))  # v1 had no WebP
+    with pytest.raises(fs.FractalStoreError, match=r"v1\.zip.*unknown encoding 'webp'"):
+        fs.open(v1)
     fmt = _rewrite(store_path, tmp_path / "fmt.zip", bump("format", "something-else"))
     with pytest.raises(fs.FractalStoreError, match="not a fractal store"):
         fs.open(fmt)
@@ -202,6 +305,8 @@ def test_bad_arguments_raise_value_errors(tmp_path):
         ({"seed": -1}, "seed"),
         ({"families": ["mandelbrot", "nope"]}, "families"),
         ({"jpeg_quality": 0}, "quality"),
+        ({"encoding": "gif"}, "unknown encoding"),
+        ({"encoding": "png", "jpeg_quality": 90}, "lossless"),
     ]:
         args = {"count": 2, "size": 16, "seed": 0, **kwargs}
         with pytest.raises(ValueError, match=match):

@@ -60,7 +60,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--jpeg",
         type=int,
         metavar="QUALITY",
-        help="store JPEG of this quality (1-100) instead of lossless PNG",
+        help="store JPEG of this quality (1-100) instead of lossless WebP",
+    )
+    p.add_argument(
+        "--png",
+        action="store_true",
+        help="store lossless PNG instead of lossless WebP (~1.3x larger, same decode speed)",
     )
     p.add_argument(
         "--preview",
@@ -79,6 +84,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--seed must be >= 0, got {args.seed}")
     if args.jpeg is not None and not 1 <= args.jpeg <= 100:
         p.error(f"--jpeg QUALITY must be in 1..100, got {args.jpeg}")
+    if args.jpeg is not None and args.png:
+        p.error("--jpeg and --png are exclusive")
     if not 8 <= args.size <= 4096:
         p.error(f"--size must be in 8..4096, got {args.size}")
     parent = args.out.resolve().parent
@@ -104,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                 jpeg_quality=args.jpeg,
                 workers=args.workers,
                 progress=not args.quiet,
+                encoding="png" if args.png else None,
             )
         else:
             summary = fractal_store.build_store(
@@ -115,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                 workers=args.workers,
                 jpeg_quality=args.jpeg,
                 progress=not args.quiet,
+                encoding="png" if args.png else None,
             )
         if args.preview is not None:
             summary["preview"] = fractal_store.write_preview(args.out, args.preview)
