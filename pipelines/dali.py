@@ -7,10 +7,14 @@ One graph-building function, :func:`ipmix_pipeline`, with a ``device`` argument:
   crop, resize, flip, and IPMix through DALI's Numba plugin (:mod:`pipelines.dali_numba`),
   which calls the ``ipmix_ops`` kernels: **this is the CPU path**, bit-identical to
   :func:`ipmix_ops.ipmix_apply` on the same crops and records.
-* ``"gpu"``: ``device="mixed"`` decode and GPU resize/flip without IPMix. With IPMix the graph
-  stays on the CPU up to the Numba operator (the plugin has no GPU form of these kernels) and
-  the views are moved with ``.gpu()`` at the end; the native operator forms in
-  :mod:`pipelines.dali_ops` are the building blocks of a future all-GPU IPMix graph.
+* ``"gpu"``: ``device="mixed"`` decode and GPU resize/flip; IPMix as the native DALI operator
+  graph of :mod:`pipelines.dali_graph` on the GPU (fractal crops fed by ``fn.external_source``).
+
+``ipmix_impl`` picks the IPMix implementation: ``"numba"`` (the plugin, CPU only, keyed and
+bit-identical to ``ipmix_apply``), ``"graph"`` (native operators, CPU or GPU; DALI's own RNG
+seeded from ``(seed, epoch, rank)``, same distributions, not the keyed draws) or ``"auto"``
+(default: graph on the GPU, Numba on the CPU). With ``"numba"`` on the GPU the graph stays
+on the CPU up to the Numba operator and the views are moved with ``.gpu()`` at the end.
 
 Order, shards, keys. Each epoch the file list is built like ``DistributedSampler`` (a
 permutation from ``torch.randperm`` seeded with ``seed + epoch``, padded to a multiple of
@@ -37,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 from nvidia.dali import fn, pipeline_def, types
+from nvidia.dali.pipeline import Pipeline
 from nvidia.dali.plugin.base_iterator import LastBatchPolicy
 from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
@@ -47,6 +52,17 @@ from .folder import scan_image_folder
 from .loader import DEFAULT_CROP_RATIO, EpochLoader, Finisher, LoaderOptions
 
 READER = "Reader"
+
+IPMIX_IMPLS = ("auto", "numba", "graph")
+
+
+def resolve_ipmix_impl(impl: str, device: str) -> str:
+    """``"numba"`` or ``"graph"`` for ``impl`` (``"auto"``: graph on the GPU) on ``device``."""
+    if impl not in IPMIX_IMPLS:
+        raise ValueError(f"ipmix_impl must be one of {IPMIX_IMPLS}, got {impl!r}")
+    if impl == "auto":
+        return "graph" if device == "gpu" else "numba"
+    return impl
 
 
 def dali_device(device: str | None = None, torch_device: torch.device | None = None) -> str:
@@ -113,11 +129,16 @@ def ipmix_pipeline(
     device: str = "cpu",
     cfg: IPMixConfig | None = None,
     bank: np.ndarray | None = None,
+    ipmix_impl: str = "auto",
+    fractal_seed: Any = 0,
 ) -> tuple[Any, Any]:
     """The graph: ``(images, index)``; images uint8 ``[S, S, 3]`` per sample, or
     ``[V, S, S, 3]`` with IPMix (``cfg``/``bank``; train only), keyed by
-    ``(key_seed, epoch, index)``. ``files`` are read in order (``indices``: their dataset
-    indices) and split into ``num_shards`` contiguous shards."""
+    ``(key_seed, epoch, index)`` (``ipmix_impl="numba"``) or drawn by DALI's generators
+    (``"graph"``; fractal crops from ``np.random.default_rng(fractal_seed)``). ``files`` are
+    read in order (``indices``: their dataset indices) and split into ``num_shards``
+    contiguous shards. The graph implementation needs the pipeline built with
+    ``enable_conditionals=True`` (a call-time pipeline argument)."""
     jpegs, index = fn.readers.file(
         files=files,
         labels=indices,
@@ -129,12 +150,22 @@ def ipmix_pipeline(
     )
     key = types.Constant(np.array([key_seed, epoch], np.int64), dtype=types.INT64, device="cpu")
     ipmix = cfg is not None and train
-    decoder = "mixed" if device == "gpu" and not ipmix else "cpu"
+    impl = resolve_ipmix_impl(ipmix_impl, device)
+    decoder = "mixed" if device == "gpu" and (not ipmix or impl == "graph") else "cpu"
     img = decode_crop(jpegs, index, key, train=train, image_size=image_size, decoder_device=decoder)
     if ipmix:
         if bank is None:
             raise ValueError("IPMix needs a fractal bank")
-        img = ipmix_views(img, index, key, cfg, bank)
+        if impl == "graph":
+            from .dali_graph import FractalCrops, ipmix_graph_views
+
+            batch = Pipeline.current().max_batch_size
+            feed = FractalCrops(bank, cfg.image_size, batch_size=batch, seed=fractal_seed)
+            gdev = "gpu" if decoder == "mixed" else "cpu"
+            fractals = fn.external_source(source=feed, batch=True, layout="HWC", device=gdev)
+            img = ipmix_graph_views(img, fractals, cfg, device=gdev)
+        else:
+            img = ipmix_views(img, index, key, cfg, bank)
     if device == "gpu" and decoder == "cpu":
         img = img.gpu()
     return img, index
@@ -166,11 +197,13 @@ class DaliLoader(EpochLoader):
         cfg: IPMixConfig | None,
         bank: np.ndarray | None,
         device: str,
+        ipmix_impl: str = "auto",
     ) -> None:
         _, samples, _ = scan_image_folder(data)
         self.files = [p for p, _ in samples]
         self.targets = torch.tensor([label for _, label in samples], dtype=torch.int64)
         self.opts, self.cfg, self.bank, self.device = opts, cfg, bank, device
+        self.ipmix_impl = resolve_ipmix_impl(ipmix_impl, device)
         self.per_rank = math.ceil(len(self.files) / opts.world_size)
         self.finish = Finisher(opts.output, opts.mean, opts.std)
 
@@ -191,6 +224,13 @@ class DaliLoader(EpochLoader):
         dev_id = None
         if self.device == "gpu":
             dev_id = o.device.index if o.device.type == "cuda" and o.device.index else 0
+        graph = self.ipmix_impl == "graph" and self.cfg is not None and o.train
+        extra: dict[str, Any] = {"ipmix_impl": self.ipmix_impl}
+        seed = o.seed
+        if graph:  # DALI's generators: a fresh, reproducible stream per (seed, epoch, rank)
+            ss = np.random.SeedSequence([o.seed, epoch, o.rank])
+            seed = int(ss.generate_state(1)[0] & 0x7FFFFFFF)
+            extra.update(enable_conditionals=True, fractal_seed=ss)
         return ipmix_pipeline(
             [self.files[i] for i in order],
             order.tolist(),
@@ -206,7 +246,8 @@ class DaliLoader(EpochLoader):
             batch_size=o.batch_size,
             num_threads=max(1, o.num_workers),
             device_id=dev_id,
-            seed=o.seed,
+            seed=seed,
+            **extra,
         )
 
     def raw_batches(self, epoch: int) -> Any:
@@ -249,11 +290,13 @@ def make_loader(
     bank: np.ndarray | None = None,
     *,
     device: str | None = None,
+    ipmix_impl: str = "auto",
 ) -> DaliLoader:
     """The DALI loader for ``opts`` (``pipelines.build_loader(pipeline="dali")``).
 
     ``device``: ``"cpu"`` or ``"gpu"`` DALI graph (default: GPU when CUDA is available and
-    ``opts.device`` is a CUDA device).
+    ``opts.device`` is a CUDA device). ``ipmix_impl``: ``"auto"`` (native graph on the GPU,
+    Numba plugin on the CPU), ``"numba"`` or ``"graph"`` (see the module docstring).
     """
     if not os.path.isdir(data):
         raise FileNotFoundError(f"{data}: no such ImageFolder directory")
@@ -263,8 +306,9 @@ def make_loader(
         if cfg.image_size != opts.image_size:
             raise ValueError(f"cfg.image_size {cfg.image_size} != image_size {opts.image_size}")
         bank = np.ascontiguousarray(bank)
-    return DaliLoader(data, opts, cfg, bank, dali_device(device, opts.device))
+    dev = dali_device(device, opts.device)
+    return DaliLoader(data, opts, cfg, bank, dev, resolve_ipmix_impl(ipmix_impl, dev))
 
 
-__all__ = ["DaliLoader", "dali_device", "decode_crop", "epoch_order", "ipmix_pipeline",
-           "make_loader"]  # fmt: skip
+__all__ = ["IPMIX_IMPLS", "DaliLoader", "dali_device", "decode_crop", "epoch_order",
+           "ipmix_pipeline", "make_loader", "resolve_ipmix_impl"]  # fmt: skip
