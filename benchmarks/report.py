@@ -328,12 +328,19 @@ def section_fractals(res: Result) -> list[str]:
         [fam, r["per_core_per_s"], r["all_cores_per_s"], r.get("numba_vs_numpy")]
         for fam, r in render.items()
     ]
+    jpeg = store["jpeg_ratio"] if "jpeg_ratio" in store else store["jpeg90_ratio"]
+    sizes = f"PNG {store['png_ratio']:.2f}, JPEG q90 {jpeg:.2f}"
+    loads = f"{store.get('bank_png_per_s_1_threads', 0):,.0f} PNG"
+    if "webp_ratio" in store:  # format 2: lossless WebP is the default codec
+        sizes = f"lossless WebP (default) {store['webp_ratio']:.3f}, " + sizes
+        loads = f"{store['bank_webp_per_s_1_threads']:,.0f} WebP, " + loads
+    if "bank_npy_cache_per_s_1_threads" in store:
+        loads += f", {store['bank_npy_cache_per_s_1_threads']:,.0f} from the .npy cache"
     return [
         "### Fractals",
         "",
-        f"{res.data.get('size', '?')} px ({_src(res)}); store: PNG "
-        f"{store['png_ratio']:.2f} of raw bytes, JPEG q90 {store['jpeg90_ratio']:.2f}; bank "
-        f"load {store.get('bank_png_per_s_1_threads', 0):,.0f} PNG/s on one thread:",
+        f"{res.data.get('size', '?')} px ({_src(res)}); store bytes per image as a fraction "
+        f"of raw: {sizes}; bank load per second on one thread: {loads}.",
         "",
         table(["family", "per core /s", "all cores /s", "× NumPy"], body),
     ]
