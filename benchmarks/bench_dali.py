@@ -95,14 +95,14 @@ def main(argv: list[str] | None = None) -> int:
                 cfg = IPMixConfig.preset("imagenet", image_size=args.size, jsd=jsd)
                 opts = LoaderOptions(**{**opts.__dict__, "mean": cfg.mean, "std": cfg.std})
             loader = make_loader(root, opts, cfg, bank if cfg else None, device=args.device)
-            first, t = time_loader(loader, args.repeats)
+            first, t, cpu_s = time_loader(loader, args.repeats)
             n = len(loader) * args.batch
             rows.append(
                 {
                     "pipeline": f"dali ({args.device})",
                     "IPMix": label if cfg is None else f"{label} (Numba plugin)",
                     "threads": threads,
-                    **rate_fields(n, t, threads, first),
+                    **rate_fields(n, t, threads, first, cpu_s),
                 }
             )
             tqdm.write(

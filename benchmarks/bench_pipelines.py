@@ -13,14 +13,17 @@ pixels). Fractal bank: ``--fractals`` (a store), else real photos at F = S*256/2
 content does not change the cost).
 Each loader runs one warm-up epoch (JIT compile, reported apart) and the median of
 ``--repeats`` epochs; ``img/s/core`` = images/s divided by ``--workers`` (FFCV threads or
-DataLoader processes; the consuming main thread is not counted). ``--workers`` takes a comma
-list (``all`` = every core): each case is run at each count (rows carry ``workers``; the
-goals use the first count). Results: JSON in benchmarks/results/.
+DataLoader processes), and ``img/cpu-s`` = images per CPU-second of every thread and worker
+process (the consuming main thread and Numba's threads included): the goals and the README
+use the latter. ``--workers`` takes a comma list (``all`` = every core): each case is run
+at each count (rows carry ``workers``; the goals use the first count). Results: JSON in
+benchmarks/results/.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import sys
 import tempfile
@@ -28,6 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 from PIL import Image
 from tqdm import tqdm
 
@@ -91,17 +95,37 @@ def imagenet_like_folder(root: Path, n: int, seed: int = 0) -> dict:
     return {"images": n, "mean_jpeg_kb": round(float(np.mean(sizes)) / 1e3, 1)}
 
 
-def time_loader(loader, repeats: int) -> tuple[float, float]:
-    """(first epoch seconds, median seconds of ``repeats`` later epochs)."""
+def time_loader(loader, repeats: int) -> tuple[float, float, float]:
+    """(first epoch seconds, median wall seconds and median CPU seconds of ``repeats`` later
+    epochs). CPU = this process's threads (loader threads, Numba threads, the consuming
+    main thread) + its DataLoader worker processes (live or ended)."""
 
-    def epoch() -> float:
-        t0 = time.perf_counter()
+    me = psutil.Process()
+
+    def cpu() -> float:  # DataLoader workers are persistent: read the live ones too
+        done = resource.getrusage(resource.RUSAGE_CHILDREN)
+        live = 0.0
+        for child in me.children(recursive=True):
+            try:
+                t = child.cpu_times()
+                live += t.user + t.system
+            except psutil.Error:  # ended meanwhile: counted by RUSAGE_CHILDREN
+                pass
+        return time.process_time() + done.ru_utime + done.ru_stime + live
+
+    def epoch() -> tuple[float, float]:
+        t0, c0 = time.perf_counter(), cpu()
         for _ in loader:
             pass
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, cpu() - c0
 
-    first = epoch()
-    return first, statistics.median(epoch() for _ in range(repeats))
+    first = epoch()[0]
+    runs = [epoch() for _ in range(repeats)]
+    return (
+        first,
+        statistics.median(r[0] for r in runs),
+        statistics.median(r[1] for r in runs),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,17 +194,17 @@ def main(argv: list[str] | None = None) -> int:
             loader = build_loader(
                 backend, src, ipmix=ipmix, jsd=jsd, num_workers=workers, fractals=bank, **common
             )
-            first, t = time_loader(loader, args.repeats)
+            first, t, cpu_s = time_loader(loader, args.repeats)
             n = len(loader) * args.batch
             if workers == args.workers[0]:
-                rate[(source, label)] = n / t / workers
+                rate[(source, label)] = n / cpu_s  # per CPU-second: every thread and process
             rows.append(
                 {
                     "pipeline": backend,
                     "data": source,
                     "IPMix": label if ipmix is None else f"{label} ({IMPL[backend]})",
                     "workers": workers,
-                    **rate_fields(n, t, workers, first),
+                    **rate_fields(n, t, workers, first, cpu_s),
                 }
             )
             tqdm.write(

@@ -125,12 +125,23 @@ def print_table(rows: list[dict], columns: list[str]) -> None:
         print("  ".join(str(r.get(c, "")).ljust(w) for c, w in zip(columns, widths)))
 
 
-def rate_fields(n_images: int, seconds: float, cores: int, first_s: float) -> dict:
-    """The throughput columns shared by the pipeline benchmarks (per run and per core)."""
-    return {
+def rate_fields(
+    n_images: int, seconds: float, cores: int, first_s: float, cpu_s: float | None = None
+) -> dict:
+    """The throughput columns shared by the pipeline benchmarks (per run and per core).
+
+    ``img/s/core`` divides by the nominal worker count; with ``cpu_s`` (CPU seconds of every
+    thread and worker process, see ``bench_pipelines.time_loader``) the row also has the
+    CPU cost per image and images per CPU-second, which count the consumer thread and any
+    extra Numba threads too: the per-core figure to compare backends by."""
+    out = {
         "img/s": round(n_images / seconds, 1),
         "img/s/core": round(n_images / seconds / cores, 1),
         "ms/img/core": round(1e3 * seconds * cores / n_images, 2),
         "first epoch s": round(first_s, 1),
         "epoch s": round(seconds, 2),
     }
+    if cpu_s is not None:
+        out["cpu ms/img"] = round(1e3 * cpu_s / n_images, 2)
+        out["img/cpu-s"] = round(n_images / cpu_s, 1)
+    return out
