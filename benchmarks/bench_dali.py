@@ -26,14 +26,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_pipelines import _photos, imagenet_like_folder, time_loader  # noqa: E402
+from benchmarks.bench_pipelines import imagenet_like_folder, photo_bank, time_loader  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     int_list,
     metadata,
@@ -68,9 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "gpu" and not torch.cuda.is_available():
         p.error("--device gpu: no CUDA device visible to torch")
     torch_device = torch.device("cuda" if args.device == "gpu" else "cpu")
-    f = IPMixConfig.preset("imagenet", image_size=args.size).fractal_size
-    bank = np.stack([np.asarray(Image.fromarray(x).resize((f, f))) for x in _photos()])
-    bank_desc = f"{len(bank)} skimage photos at {f}px"
+    bank, bank_desc = photo_bank(IPMixConfig.preset("imagenet", image_size=args.size).fractal_size)
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -76,6 +76,13 @@ def _photos() -> list[np.ndarray]:
     return out
 
 
+def photo_bank(size: int) -> tuple[np.ndarray, str]:
+    """The stand-in fractal bank (the content does not change the cost): the skimage photos
+    resized to ``size``, uint8 [N, size, size, 3], and its description."""
+    bank = np.stack([np.asarray(Image.fromarray(x).resize((size, size))) for x in _photos()])
+    return bank, f"{len(bank)} skimage photos at {size}px"
+
+
 def imagenet_like_folder(root: Path, n: int, seed: int = 0) -> dict:
     """``n`` JPEGs (q90, 500x375 or 375x500) cut from the skimage photos, 4 classes."""
     rng = np.random.default_rng(seed)
@@ -160,9 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.fractals:
         bank_desc, bank = f"fractal store {args.fractals}", args.fractals
     else:
-        f = cfg.fractal_size
-        bank = np.stack([np.asarray(Image.fromarray(x).resize((f, f))) for x in _photos()])
-        bank_desc = f"{len(bank)} skimage photos at {f}px"
+        bank, bank_desc = photo_bank(cfg.fractal_size)
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
