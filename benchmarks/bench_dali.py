@@ -10,7 +10,8 @@ scikit-image photos to 500x375 or 375x500, q90) as a temporary ImageFolder. By d
 (``--device cpu``) the DALI graph runs on the CPU (``device_id=None``): ROI JPEG decode,
 keyed random-resized crop + flip, and IPMix through DALI's Numba plugin calling the
 ``ipmix_ops`` kernels. ``--device gpu``: the GPU graph of :mod:`pipelines.dali` (mixed
-decode; IPMix still in the CPU plugin), written as ``dali_gpu-<time>.json``.
+decode; IPMix as the native DALI operator graph of :mod:`pipelines.dali_graph`, the loader's
+``ipmix_impl="auto"``), written as ``dali_gpu-<time>.json``.
 
 Each loader runs one warm-up epoch (JIT compile, reported apart) and the median of
 ``--repeats`` epochs; every epoch rebuilds the DALI pipeline (that cost is included).
@@ -40,7 +41,7 @@ from benchmarks.common import (  # noqa: E402
     write_result,
 )
 from ipmix_ops import IPMixConfig  # noqa: E402
-from pipelines.dali import make_loader  # noqa: E402
+from pipelines.dali import make_loader, resolve_ipmix_impl  # noqa: E402
 from pipelines.loader import LoaderOptions  # noqa: E402
 
 CASES = (("off", None), ("1 view", False), ("JSD", True))  # (label, jsd; None: no IPMix)
@@ -66,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "gpu" and not torch.cuda.is_available():
         p.error("--device gpu: no CUDA device visible to torch")
     torch_device = torch.device("cuda" if args.device == "gpu" else "cpu")
+    # make_loader's default ipmix_impl="auto": the Numba plugin on the CPU, the graph on a GPU
+    impl = {"numba": "Numba plugin", "graph": "native DALI graph"}[
+        resolve_ipmix_impl("auto", args.device)
+    ]
     bank, bank_desc = photo_bank(IPMixConfig.preset("imagenet", image_size=args.size).fractal_size)
 
     rows = []
@@ -96,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(
                 {
                     "pipeline": f"dali ({args.device})",
-                    "IPMix": label if cfg is None else f"{label} (Numba plugin)",
+                    "IPMix": label if cfg is None else f"{label} ({impl})",
                     "threads": threads,
                     **rate_fields(n, t, threads, first, cpu_s),
                 }
