@@ -84,7 +84,18 @@ def _write_folder(root: Path, images: np.ndarray, classes=("cat", "coffee")) -> 
     return root
 
 
-def _checkpoint(path: Path, classes: int, arch: str = "cifar_resnet8") -> Path:
+_EVAL = {"mean": [0.5] * 3, "std": [0.5] * 3, "image_size": 32}
+
+
+def _checkpoint(
+    path: Path,
+    classes: int,
+    arch: str = "cifar_resnet8",
+    config: dict | None = None,
+    eval_entry: dict | None = _EVAL,
+) -> Path:
+    """A training checkpoint of a fresh model; ``config`` defaults to ``{"arch": arch}``;
+    ``eval_entry=None`` leaves out the ``eval`` entry (as train/imagenet.py does)."""
     torch.manual_seed(0)
     model = build_model(arch, classes)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -95,9 +106,10 @@ def _checkpoint(path: Path, classes: int, arch: str = "cifar_resnet8") -> Path:
         "step_in_epoch": 0,
         "step": 1,
         "rng": rng_state(),
-        "config": {"arch": arch},
-        "eval": {"mean": [0.5] * 3, "std": [0.5] * 3, "image_size": 32},
+        "config": {"arch": arch} if config is None else config,
     }
+    if eval_entry is not None:
+        state["eval"] = eval_entry
     return save_checkpoint(path, state)
 
 
@@ -235,8 +247,6 @@ def test_trainer_checkpoint_normalisation_follows_its_config(tmp_path) -> None:
     from ipmix_ops.config import IMAGENET_MEAN
     from train.config import make_config
 
-    model = build_model("cifar_resnet8", 10)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
     for fractals, preset, mean in (("f.zip", "cifar", [0.5] * 3), (None, None, IMAGENET_MEAN)):
         cfg = make_config(
             arch="cifar_resnet8",
@@ -245,14 +255,6 @@ def test_trainer_checkpoint_normalisation_follows_its_config(tmp_path) -> None:
             image_size=32,
             val_image_size=24,
         ).to_dict()
-        state = {
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "epoch": 1,
-            "step_in_epoch": 0,
-            "step": 1,
-            "rng": rng_state(),
-            "config": cfg,
-        }
-        _, info = load_model(save_checkpoint(tmp_path / "c.pt", state))
+        ckpt = _checkpoint(tmp_path / "c.pt", 10, config=cfg, eval_entry=None)
+        _, info = load_model(ckpt)
         assert info["mean"] == pytest.approx(mean) and info["image_size"] == 24
