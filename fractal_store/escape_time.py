@@ -87,6 +87,18 @@ def _trap_distance(zr, zi, shape, tx, ty, tcos, tsin, trad):
     return abs(abs(u) + abs(v) - trad)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _zpow(zr, zi, power):
+    """``(zr + i zi) ** power`` by repeated multiplication (the multibrot step before + c)."""
+    pr = zr
+    pi = zi
+    for _ in range(power - 1):
+        t = pr * zr - pi * zi
+        pi = pr * zi + pi * zr
+        pr = t
+    return pr, pi
+
+
 @njit(cache=True, nogil=True)
 def _orbit(zr, zi, cr, ci, kind, power, max_iter, shape, tx, ty, tcos, tsin, trad):
     """Iterate one orbit; return (iterations, escaped, min trap distance, final |z|^2)."""
@@ -98,12 +110,7 @@ def _orbit(zr, zi, cr, ci, kind, power, max_iter, shape, tx, ty, tcos, tsin, tra
             zr = abs(zr)
             zi = abs(zi)
         if kind == 2:
-            pr = zr
-            pi = zi
-            for _ in range(power - 1):
-                t = pr * zr - pi * zi
-                pi = pr * zi + pi * zr
-                pr = t
+            pr, pi = _zpow(zr, zi, power)
             zr = pr + cr
             zi = pi + ci
         else:
@@ -128,12 +135,7 @@ def _masked_step(zr, zi, cr, ci, dmin, n, r2, alive, power, shape, tx, ty, tcos,
     (``alive`` False: returned unchanged). Same operations, so the same bits."""
     if not alive:
         return zr, zi, dmin, n, r2, False
-    pr = zr
-    pi = zi
-    for _ in range(power - 1):
-        t = pr * zr - pi * zi
-        pi = pr * zi + pi * zr
-        pr = t
+    pr, pi = _zpow(zr, zi, power)
     pr += cr
     pi += ci
     r2 = pr * pr + pi * pi
