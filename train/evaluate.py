@@ -43,7 +43,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from train.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
+from train.checkpoint import CheckpointError, load_checkpoint, write_text_atomic  # noqa: E402
 from train.corruptions import (  # noqa: E402
     ALEXNET_ERR,
     CORRUPTIONS,
@@ -391,9 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(format_table(res))
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(res, indent=2) + "\n")
+        out = write_text_atomic(args.out, json.dumps(res, indent=2) + "\n")
         print(f"results: {out}")
         if res.get("corrupted"):
             png = plot_severity(

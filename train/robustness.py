@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from train.checkpoint import write_text_atomic
+
 METHODS = ("vanilla", "ipmix", "ipmix_jsd", "augmix")
 LABELS = {
     "vanilla": "vanilla (crop + flip)",
@@ -265,7 +267,7 @@ def train_run(
         "steps": t.step,
         **res,
     }
-    done.write_text(json.dumps(out, indent=1) + "\n")
+    write_text_atomic(done, json.dumps(out, indent=1) + "\n")
     return out
 
 
@@ -319,8 +321,8 @@ def run_experiment(out: str | os.PathLike, spec: Spec, progress: bool = True) ->
         "torch": torch.__version__,
         "runs": {m: [_brief(r) for r in rs] for m, rs in runs.items()},
     }
-    (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "results.md").write_text(markdown(result) + "\n")
+    write_text_atomic(out / "results.json", json.dumps(result, indent=2) + "\n")
+    write_text_atomic(out / "results.md", markdown(result) + "\n")
     plot(runs, out / "robustness.png")
     return result
 
@@ -460,6 +462,4 @@ def update_readme(readme: str | os.PathLike, result: dict[str, Any], command: st
     )
     head, rest = text.split(BEGIN, 1)
     tail = rest.split(END, 1)[1]
-    tmp = readme.with_name(f".{readme.name}.tmp")
-    tmp.write_text(f"{head}{BEGIN}\n{body}{END}{tail}")
-    os.replace(tmp, readme)
+    write_text_atomic(readme, f"{head}{BEGIN}\n{body}{END}{tail}")
