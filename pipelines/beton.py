@@ -195,7 +195,11 @@ def write_beton(
     good, skipped, modes, biggest = _check(samples, workers, chunk_size, strict, progress)
     if not good:
         raise BetonError(f"{data_dir}: none of the {len(samples)} image files could be read")
+    # isort: off
+    from . import _ffcv_import  # noqa: F401  (keeps torch's thread count)
     from ffcv import writer as ffcv_writer
+
+    # isort: on
     from ffcv.fields import IntField, RGBImageField  # imported late: checks fail fast
 
     if max_resolution is not None:
@@ -254,7 +258,10 @@ def read_beton(path: str | os.PathLike) -> Iterator[tuple[np.ndarray, int]]:
     """Every sample of a .beton written by :func:`write_beton`, in order:
     ``(uint8 [H, W, 3] RGB, label)``. JPEG samples are decoded with Pillow. For checks and
     tools; training reads through :mod:`pipelines.ffcv`."""
+    # isort: off
+    from . import _ffcv_import  # noqa: F401  (keeps torch's thread count)
     from ffcv.reader import Reader
+    # isort: on
 
     reader = Reader(os.fspath(path))
     if reader.field_names[:2] != ["image", "label"]:

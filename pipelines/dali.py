@@ -49,6 +49,7 @@ from ipmix_ops import IPMixConfig
 
 from .dali_numba import ipmix_views, keyed_crop_params
 from .folder import scan_image_folder
+from .keyed import SCALE
 from .loader import DEFAULT_CROP_RATIO, EpochLoader, Finisher, LoaderOptions
 
 READER = "Reader"
@@ -85,6 +86,7 @@ def decode_crop(
     train: bool,
     image_size: int,
     decoder_device: str = "cpu",
+    crop_scale: tuple[float, float] = SCALE,
 ) -> Any:
     """Decode + keyed random-resized-crop + flip (train) or resize + centre crop (val).
 
@@ -100,7 +102,7 @@ def decode_crop(
             antialias=True,
         )
         return fn.crop(img, crop=(s, s))
-    p = keyed_crop_params(fn.peek_image_shape(jpegs), index, key)
+    p = keyed_crop_params(fn.peek_image_shape(jpegs), index, key, crop_scale)
     img = fn.decoders.image_slice(
         jpegs,
         p[0:2],
@@ -131,6 +133,7 @@ def ipmix_pipeline(
     bank: np.ndarray | None = None,
     ipmix_impl: str = "auto",
     fractal_seed: Any = 0,
+    crop_scale: tuple[float, float] = SCALE,
 ) -> tuple[Any, Any]:
     """The graph: ``(images, index)``; images uint8 ``[S, S, 3]`` per sample, or
     ``[V, S, S, 3]`` with IPMix (``cfg``/``bank``; train only), keyed by
@@ -152,7 +155,15 @@ def ipmix_pipeline(
     ipmix = cfg is not None and train
     impl = resolve_ipmix_impl(ipmix_impl, device)
     decoder = "mixed" if device == "gpu" and (not ipmix or impl == "graph") else "cpu"
-    img = decode_crop(jpegs, index, key, train=train, image_size=image_size, decoder_device=decoder)
+    img = decode_crop(
+        jpegs,
+        index,
+        key,
+        train=train,
+        image_size=image_size,
+        decoder_device=decoder,
+        crop_scale=crop_scale,
+    )
     if ipmix:
         if bank is None:
             raise ValueError("IPMix needs a fractal bank")
@@ -236,6 +247,7 @@ class DaliLoader(EpochLoader):
             order.tolist(),
             train=o.train,
             image_size=o.image_size,
+            crop_scale=o.crop_scale,
             key_seed=o.seed,
             epoch=epoch,
             shard_id=o.rank,

@@ -47,13 +47,10 @@ from ipmix_ops import IPMixConfig
 from ipmix_ops.batch import _one_view, _write_out
 from ipmix_ops.sampling import C_STEPS, NF, R_W0, mask_table, sample_record_k
 
-from .keyed import RATIO, SCALE, keyed_crop, keyed_flip
+from .keyed import RATIO, SCALE, check_crop_scale, keyed_crop, keyed_flip
+
 
 # ------------------------------------------------------------------------- keyed crop
-# (scale0, scale1, ratio0, ratio1, flip probability): frozen into the compiled operator
-_CROP_CFG = np.array([*SCALE, *RATIO, 0.5], np.float64)
-
-
 @njit(nogil=True)
 def _crop_params_k(out, shape, index, key, cfg):
     """out = (top, left, h, w, flip) for an image of ``shape`` (H, W, C); ``key`` = (seed,
@@ -69,33 +66,38 @@ def _crop_setup(outs: Any, ins: Any) -> None:
         outs[0][i][0] = 5
 
 
-def _crop_run(out: np.ndarray, shape: np.ndarray, index: np.ndarray, key: np.ndarray) -> None:
-    _crop_params_k(out, shape, index, key, _CROP_CFG)
+# one compiled operator per crop scale; the settings are frozen into its code
+_CROP_OPS: dict[tuple[float, float], NumbaFunction] = {}
 
 
-_CROP_OP: list[NumbaFunction] = []
+def _crop_op(scale: tuple[float, float]) -> NumbaFunction:
+    if scale not in _CROP_OPS:
+        cfg = np.array([*scale, *RATIO, 0.5], np.float64)
+
+        def run(out: np.ndarray, shape: np.ndarray, index: np.ndarray, key: np.ndarray) -> None:
+            _crop_params_k(out, shape, index, key, cfg)
+
+        _CROP_OPS[scale] = NumbaFunction(
+            run_fn=run,
+            setup_fn=_crop_setup,
+            out_types=[types.FLOAT],
+            in_types=[types.INT64, types.INT32, types.INT64],
+            outs_ndim=[1],
+            ins_ndim=[1, 1, 1],
+            device="cpu",
+        )
+    return _CROP_OPS[scale]
 
 
-def keyed_crop_params(shape: Any, index: Any, key: Any) -> Any:
+def keyed_crop_params(shape: Any, index: Any, key: Any, scale: tuple[float, float] = SCALE) -> Any:
     """DALI node: per-sample float32 ``[5]`` (top, left, h, w, flip) of the keyed
-    random-resized crop and flip (torchvision's rule, :mod:`pipelines.keyed`).
+    random-resized crop and flip (torchvision's rule, :mod:`pipelines.keyed`) with crop area
+    range ``scale``.
 
     ``shape``: int64 ``[3]`` (``fn.peek_image_shape``), ``index``: int32 ``[1]`` dataset index,
     ``key``: int64 ``[2]`` node ``(seed, epoch)``.
     """
-    if not _CROP_OP:
-        _CROP_OP.append(
-            NumbaFunction(
-                run_fn=_crop_run,
-                setup_fn=_crop_setup,
-                out_types=[types.FLOAT],
-                in_types=[types.INT64, types.INT32, types.INT64],
-                outs_ndim=[1],
-                ins_ndim=[1, 1, 1],
-                device="cpu",
-            )
-        )
-    return _CROP_OP[0](shape, index, key)
+    return _crop_op(check_crop_scale(scale))(shape, index, key)
 
 
 # ------------------------------------------------------------------------------- IPMix

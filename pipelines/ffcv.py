@@ -33,6 +33,11 @@ import os
 from typing import Any
 
 import numpy as np
+
+# isort: off
+from ._ffcv_import import keep_torch_threads  # before any ffcv import
+
+# isort: on
 import torch
 from ffcv.fields.basics import IntDecoder
 from ffcv.fields.rgb_image import CenterCropRGBImageDecoder
@@ -94,7 +99,7 @@ def train_pipeline(
     """The train image pipeline (module docstring); ``cfg=None``: the plain FFCV pipeline."""
     s = opts.image_size
     ops: list[Operation] = [
-        KeyedRandomResizedCropDecoder((s, s), opts.seed, cell),
+        KeyedRandomResizedCropDecoder((s, s), opts.seed, cell, scale=opts.crop_scale),
         KeyedRandomHorizontalFlip(opts.seed, cell),
     ]
     if cfg is not None:
@@ -145,7 +150,8 @@ class FFCVLoader(EpochLoader):
         epoch = self._start_epoch()
         self.cell.epoch = epoch
         self.loader.next_epoch = epoch
-        batches = iter(self.loader)
+        with keep_torch_threads():
+            batches = iter(self.loader)
         finished = False
         try:
             while True:
@@ -174,15 +180,16 @@ def make_loader(
         raise FileNotFoundError(f"{path}: no such .beton file (write one: tools/write_beton.py)")
     cell = EpochCell()
     image = train_pipeline(opts, cell, cfg, bank) if opts.train else val_pipeline(opts)
-    loader = Loader(
-        path,
-        batch_size=opts.batch_size,
-        num_workers=max(1, opts.num_workers),
-        order=ffcv_order(opts),
-        os_cache=opts.os_cache,
-        seed=opts.seed,
-        drop_last=opts.drop_last,
-        pipelines={"image": image, "label": label_pipeline(opts.device)},
-    )
+    with keep_torch_threads():
+        loader = Loader(
+            path,
+            batch_size=opts.batch_size,
+            num_workers=max(1, opts.num_workers),
+            order=ffcv_order(opts),
+            os_cache=opts.os_cache,
+            seed=opts.seed,
+            drop_last=opts.drop_last,
+            pipelines={"image": image, "label": label_pipeline(opts.device)},
+        )
     ipmix = next((op for op in image if isinstance(op, IPMixOp)), None)
     return FFCVLoader(loader, cell, Finisher(opts.output, opts.mean, opts.std), ipmix)

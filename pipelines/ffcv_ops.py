@@ -25,6 +25,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 
+# isort: off
+from . import _ffcv_import  # noqa: F401  (before any ffcv import: keeps torch's threads)
+
+# isort: on
 import numba
 import numpy as np
 from ffcv.fields.rgb_image import IMAGE_MODES, RandomResizedCropRGBImageDecoder

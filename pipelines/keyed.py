@@ -21,6 +21,17 @@ SCALE = (0.08, 1.0)
 RATIO = (3 / 4, 4 / 3)
 
 
+def check_crop_scale(scale: object) -> tuple[float, float]:
+    """``scale`` as a ``(lo, hi)`` float pair with ``0 < lo <= hi <= 1``, else ValueError."""
+    try:
+        lo, hi = (float(v) for v in scale)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise ValueError(f"crop_scale must be two numbers (lo, hi), got {scale!r}") from None
+    if not 0.0 < lo <= hi <= 1.0:
+        raise ValueError(f"crop_scale must satisfy 0 < lo <= hi <= 1, got {scale!r}")
+    return lo, hi
+
+
 @njit(cache=True)
 def keyed_crop(height, width, scale, ratio, seed, epoch, index):
     """Crop box ``(top, left, h, w)`` of sample ``index`` in an image ``height x width``;

@@ -28,6 +28,8 @@ import torch
 from ipmix_ops import IPMixConfig
 from ipmix_ops.config import IMAGENET_MEAN, IMAGENET_STD
 
+from .keyed import SCALE, check_crop_scale
+
 PIPELINES = ("ffcv", "torch", "dali")
 OUTPUTS = ("uint8", "float")
 ORDERS = ("random", "quasi_random", "sequential")
@@ -78,8 +80,10 @@ class LoaderOptions:
     os_cache: bool = True
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    crop_scale: tuple[float, float] = SCALE
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "crop_scale", check_crop_scale(self.crop_scale))
         for name, lo in (("batch_size", 1), ("image_size", 8), ("num_workers", 0)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
@@ -203,6 +207,7 @@ def build_loader(
     drop_last: bool | None = None,
     order: str = "random",
     os_cache: bool = True,
+    crop_scale: tuple[float, float] = SCALE,
 ) -> Loader:
     """A train or val loader that yields the batch contract of this module's docstring.
 
@@ -221,6 +226,9 @@ def build_loader(
         order: train order, ``"random"``, ``"quasi_random"`` (FFCV, one rank) or
             ``"sequential"``; val is always sequential.
         os_cache: FFCV: let the OS page cache hold the file (else a process cache).
+        crop_scale: train crop area range as fractions of the image, ``(lo, hi)`` with
+            ``0 < lo <= hi <= 1`` (torchvision's ``RandomResizedCrop(scale=)``; small
+            images such as 32 px sets train better with ``(0.35, 1)`` or more).
     """
     if pipeline not in PIPELINES:
         raise ValueError(f"pipeline must be one of {PIPELINES}, got {pipeline!r}")
@@ -240,6 +248,7 @@ def build_loader(
         drop_last=train if drop_last is None else drop_last,
         order=order if train else "sequential",
         os_cache=os_cache,
+        crop_scale=crop_scale,
         mean=cfg.mean if cfg is not None else IMAGENET_MEAN,
         std=cfg.std if cfg is not None else IMAGENET_STD,
     )

@@ -36,7 +36,7 @@ from torchvision.transforms import functional as TF
 from ipmix_ops import IPMixConfig, reference
 from ipmix_ops.sampling import R_FIDX, sample_record
 
-from .keyed import RATIO, SCALE, keyed_crop, keyed_flip
+from .keyed import RATIO, SCALE, check_crop_scale, keyed_crop, keyed_flip
 from .loader import DEFAULT_CROP_RATIO, EpochLoader, Finisher, LoaderOptions
 
 _SCALE, _RATIO = np.array(SCALE), np.array(RATIO)
@@ -57,8 +57,10 @@ class IPMixImageFolder(Dataset):
         seed: int = 0,
         cfg: IPMixConfig | None = None,
         bank: np.ndarray | None = None,
+        crop_scale: tuple[float, float] = SCALE,
     ) -> None:
         self.folder = ImageFolder(os.fspath(root))
+        self.scale = np.array(check_crop_scale(crop_scale), np.float64)
         self.train, self.seed, self.cfg, self.bank = train, int(seed), cfg, bank
         self._epoch = multiprocessing.RawValue(ctypes.c_int64, 0)
         self.size = s = image_size
@@ -81,7 +83,7 @@ class IPMixImageFolder(Dataset):
         if not self.train:
             return np.asarray(self.val_transform(img), np.uint8)
         w, h = img.size
-        top, left, ch, cw = keyed_crop(h, w, _SCALE, _RATIO, self.seed, epoch, index)
+        top, left, ch, cw = keyed_crop(h, w, self.scale, _RATIO, self.seed, epoch, index)
         img = TF.resized_crop(
             img, top, left, ch, cw, [self.size, self.size], InterpolationMode.BILINEAR
         )
@@ -159,7 +161,13 @@ def make_loader(
     if cfg is not None:
         sample_record(cfg, (0, 0, 0, 0), n_fractals=len(bank), fractal_size=bank.shape[1])
     dataset = IPMixImageFolder(
-        data, train=opts.train, image_size=opts.image_size, seed=opts.seed, cfg=cfg, bank=bank
+        data,
+        train=opts.train,
+        image_size=opts.image_size,
+        seed=opts.seed,
+        cfg=cfg,
+        bank=bank,
+        crop_scale=opts.crop_scale,
     )
     sampler = DistributedSampler(
         dataset,

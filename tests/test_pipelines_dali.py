@@ -140,16 +140,18 @@ def test_val_loader(folder, cfg):
     assert x.shape == (B, 3, S, S) and x.dtype == torch.uint8 and y.dtype == torch.int64
 
 
-def test_ipmix_off_equals_hand_built_crop_flip(folder):
+@pytest.mark.parametrize("scale", [SCALE, (0.5, 0.9)])
+def test_ipmix_off_equals_hand_built_crop_flip(folder, scale):
     """Decode + keyed crop (ROI decode) + resize + flip equals a plain DALI graph: full decode,
-    ``fn.slice`` at the box computed here in Python, resize, flip."""
-    loader = make_loader(folder / "train", opts(), None, None)
+    ``fn.slice`` at the box computed here in Python, resize, flip (default and another
+    crop area range)."""
+    loader = make_loader(folder / "train", opts(crop_scale=scale), None, None)
     ours, idx = raw_epoch(loader, 1)
     files = [loader.files[i] for i in idx]
     params = []
     for path, i in zip(files, idx):
         w, h = Image.open(path).size
-        top, left, ch, cw = keyed_crop(h, w, np.array(SCALE), np.array(RATIO), SEED, 1, i)
+        top, left, ch, cw = keyed_crop(h, w, np.array(scale), np.array(RATIO), SEED, 1, i)
         params.append((top, left, ch, cw, int(keyed_flip(SEED, 1, i, 0.5))))
     params = np.array(params, np.int64)
 

@@ -7,6 +7,8 @@ once per module and shared; most use one thread (``num_workers=1``), one uses tw
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -30,6 +32,7 @@ from pipelines.beton import read_beton, write_beton
 from pipelines.demo_data import write_demo_imagefolder
 from pipelines.ffcv import label_pipeline, train_pipeline
 from pipelines.ffcv_ops import EpochCell, IPMixOp, KeyedRandomResizedCropDecoder
+from pipelines.keyed import keyed_flip
 from pipelines.loader import LoaderOptions
 
 S, B, N_TRAIN, N_VAL = 32, 16, 60, 20
@@ -245,3 +248,45 @@ def test_same_crops_as_the_torch_pipeline(betons, plain):
     other = [float((ffcv[i] - got[(i + 1) % len(got)]).abs().mean()) for i in range(len(got))]
     assert np.mean(diffs) < 4 and np.max(diffs) < 16, (np.mean(diffs), np.max(diffs))
     assert np.mean(other) > 4 * np.mean(diffs)  # a different sample or box is far off
+
+
+def test_crop_scale_whole_image_is_the_stored_picture(betons, plain):
+    """``crop_scale=(1, 1)`` on square pictures of the output size: every crop is the whole
+    picture (no resampling), flipped by the sample's keyed flip; raw samples match
+    exactly, JPEG samples up to decoder rounding. The default range crops something else."""
+    stored = np.stack([im for im, _ in read_beton(betons["train"])])
+    loader = _loader(betons, crop_scale=(1.0, 1.0))
+    got = _cat(_epoch(loader)).permute(0, 2, 3, 1).numpy().astype(int)
+    order = _order(5, 0)
+    want = np.stack([stored[j][:, ::-1] if keyed_flip(5, 0, j, 0.5) else stored[j] for j in order])
+    diff = np.abs(got - want)
+    worst = diff.reshape(len(got), -1).max(1)  # raw samples 0; JPEG: OpenCV vs Pillow decode
+    assert diff.mean() < 0.5 and worst.max() <= 8 and (worst == 0).sum() >= 10, worst
+    default = _cat(plain["e0"]).permute(0, 2, 3, 1).numpy().astype(int)
+    assert np.abs(default - want).mean() > 10 * max(diff.mean(), 0.1)
+    with pytest.raises(ValueError, match="crop_scale"):
+        _loader(betons, crop_scale=(0.5, 0.2))
+
+
+def test_torch_thread_count_survives_ffcv(betons):
+    """FFCV sets torch's thread count on import and per Loader; the project's imports and
+    loaders leave the caller's count alone (a CPU trainer would otherwise use one core)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch; torch.set_num_threads(2); import pipelines.beton, pipelines.ffcv; "
+        "print(torch.get_num_threads())"
+    )
+    root = str(Path(__file__).resolve().parents[1])
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert out.stdout.strip() == "2", out.stderr[-2000:]
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        loader = _loader(betons, num_workers=1)
+        assert torch.get_num_threads() == 2
+        next(iter(loader))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

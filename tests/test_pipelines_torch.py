@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from ipmix_ops import IPMixConfig, ipmix_batch
 from pipelines import build_loader
 from pipelines.demo_data import write_demo_imagefolder
+from pipelines.keyed import keyed_flip
 
 S, B, N_TRAIN = 32, 16, 60
 
@@ -142,3 +144,22 @@ def test_build_loader_errors(folder, bank):
         _loader(folder, rank=2, world_size=2)
     with pytest.raises(FileNotFoundError):
         build_loader("torch", folder / "nope", train=True, batch_size=B, image_size=S)
+    for bad in ((0.0, 1.0), (0.5, 1.5), (0.6, 0.5), 0.5, (0.1, 0.2, 0.3)):
+        with pytest.raises(ValueError, match="crop_scale"):
+            _loader(folder, crop_scale=bad)
+
+
+def test_crop_scale_whole_image_is_the_file(plain, folder):
+    """``crop_scale=(1, 1)`` on square files of the output size: each sample is its file,
+    flipped by its keyed flip, exactly; the default range crops something else."""
+    loader = _loader(folder, crop_scale=(1.0, 1.0))
+    got = _cat(_epoch(loader)).permute(0, 2, 3, 1).numpy()
+    loader.sampler.set_epoch(0)
+    paths = [p for p, _ in loader.dataset.folder.samples]
+    want = []
+    for j in loader.sampler:
+        im = np.asarray(Image.open(paths[j]).convert("RGB"))
+        want.append(im[:, ::-1] if keyed_flip(5, 0, j, 0.5) else im)
+    assert np.array_equal(got, np.stack(want))
+    default = _cat(plain["e0"]).permute(0, 2, 3, 1).numpy()
+    assert np.abs(default.astype(int) - got).mean() > 5

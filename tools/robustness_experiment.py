@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--arch", help="cifar_resnet8 (default), cifar_resnet20, ...")
     p.add_argument("--workers", type=int, help="FFCV threads and corruption processes")
     p.add_argument(
+        "--crop-scale", type=float, nargs=2, metavar=("LO", "HI"), help="train crop area range"
+    )
+    p.add_argument(
         "--readme",
         nargs="?",
         const=str(ROOT / "README.md"),
@@ -60,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             "test_per_class": args.test_per_class,
             "arch": args.arch,
             "workers": args.workers,
+            "crop_scale": tuple(args.crop_scale) if args.crop_scale else None,
         }.items()
         if v is not None
     }

@@ -43,6 +43,7 @@ class TrainConfig:
     ``wd_on_bn_bias=False`` 1-d parameters, i.e. BatchNorm weights and all biases, get none),
     linear warm-up over ``warmup_epochs`` then cosine per iteration from ``lr`` to
     ``final_lr``; ``label_smoothing`` for the cross-entropy.
+    Augmentation: ``crop_scale`` = (lo, hi), the area range of the random-resized crop.
     Resolution: train crops of ``image_size``; with ``start_image_size`` the size grows
     linearly from it to ``image_size`` between ``ramp_start_epoch`` and ``ramp_end_epoch``
     (rounded to a multiple of 32, as FFCV-ImageNet's progressive resizing). Val uses
@@ -71,6 +72,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     wd_on_bn_bias: bool = True
     label_smoothing: float = 0.0
+    crop_scale: tuple[float, float] = (0.08, 1.0)
     image_size: int = 224
     start_image_size: int | None = None
     ramp_start_epoch: int = 0
@@ -115,6 +117,7 @@ class TrainConfig:
         for name in ("lr", "final_lr", "warmup_epochs", "momentum", "weight_decay"):
             _float(self, name, 0.0, 1e6)
         _float(self, "label_smoothing", 0.0, 0.999)
+        _crop_scale(self)
         if self.jsd_lambda is not None:
             _float(self, "jsd_lambda", 0.0, 1e4)
         for name in ("nesterov", "wd_on_bn_bias", "amp", "channels_last", "compile"):
@@ -219,6 +222,18 @@ def _float(cfg: TrainConfig, name: str, lo: float, hi: float) -> None:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
         raise ConfigError(f"{name} must be a number in [{lo}, {hi}], got {v!r}")
     object.__setattr__(cfg, name, float(v))
+
+
+def _crop_scale(cfg: TrainConfig) -> None:
+    v = cfg.crop_scale
+    ok = (
+        isinstance(v, (list, tuple))
+        and len(v) == 2
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+    )
+    if not ok or not 0.0 < v[0] <= v[1] <= 1.0:
+        raise ConfigError(f"crop_scale must be [lo, hi] with 0 < lo <= hi <= 1, got {v!r}")
+    object.__setattr__(cfg, "crop_scale", (float(v[0]), float(v[1])))
 
 
 def _bool(cfg: TrainConfig, name: str) -> None:

@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--wd-on-bn-bias", action=argparse.BooleanOptionalAction)
     p.add_argument("--label-smoothing", type=float)
+    p.add_argument(
+        "--crop-scale", type=float, nargs=2, metavar=("LO", "HI"), help="train crop area range"
+    )
     p.add_argument("--image-size", type=int, help="train crop side (end of the ramp)")
     p.add_argument("--start-image-size", type=int, help="progressive resizing: first size")
     p.add_argument("--ramp-start-epoch", type=int)
@@ -185,7 +188,10 @@ def count_classes(cfg: TrainConfig) -> int:
     if data is None:
         return 1000
     if cfg.pipeline == "ffcv":
+        # isort: off
+        import pipelines._ffcv_import  # noqa: F401  (keeps torch's thread count)
         from ffcv.reader import Reader
+        # isort: on
 
         return int(Reader(data).metadata["f1"].max()) + 1
     from torchvision.datasets.folder import find_classes
@@ -229,6 +235,7 @@ class Loaders:
             rank=self.env.rank,
             world_size=self.env.world_size,
             output="uint8",
+            crop_scale=self.cfg.crop_scale,
         )
 
     def train_loader(self, epoch: int, classes: int) -> Any:

@@ -58,6 +58,7 @@ class Spec:
     seeds: tuple[int, ...] = (0, 1)
     methods: tuple[str, ...] = METHODS
     fractals: int = 128
+    crop_scale: tuple[float, float] = (0.08, 1.0)
     workers: int = 1
 
     def __post_init__(self) -> None:
@@ -71,6 +72,9 @@ class Spec:
         for name in ("train_per_class", "val_per_class", "test_per_class", "epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        from pipelines.keyed import check_crop_scale
+
+        object.__setattr__(self, "crop_scale", check_crop_scale(self.crop_scale))
 
     @classmethod
     def quick(cls, **overrides: Any) -> Spec:
@@ -195,10 +199,11 @@ def train_run(
         num_workers=spec.workers,
         device="cpu",
         output="uint8",
+        crop_scale=spec.crop_scale,
     )
     if method == "augmix":
         loader = AugMixLoader(loader, seed)
-    model = build_model(spec.arch, 10)
+    model = build_model(spec.arch, 10).to(memory_format=torch.channels_last)  # ~1.2x on CPU
     opt = torch.optim.SGD(
         param_groups(model, spec.weight_decay, True), lr=spec.lr, momentum=0.9, nesterov=True
     )
@@ -207,7 +212,7 @@ def train_run(
         model=model,
         raw=model,
         optimizer=opt,
-        normalize=Normalizer(mean, std, torch.device("cpu"), False),
+        normalize=Normalizer(mean, std, torch.device("cpu"), True),
         env=DistEnv(),
         steps_per_epoch=steps,
         total_steps=steps * spec.epochs,
@@ -282,6 +287,7 @@ def _run_settings(key: dict[str, Any] | None) -> dict[str, Any] | None:
 def _spec_dict(spec: Spec) -> dict[str, Any]:
     d = dataclasses.asdict(spec)
     d["seeds"], d["methods"] = list(spec.seeds), list(spec.methods)
+    d["crop_scale"] = list(spec.crop_scale)
     d.pop("workers")
     return d
 
