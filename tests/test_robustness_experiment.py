@@ -107,6 +107,9 @@ def test_spec_rejects_bad_settings() -> None:
     with pytest.raises(ValueError, match="test_per_class"):
         Spec(val_per_class=5, test_per_class=6)
     assert Spec.quick().seeds == (0,) and Spec().seeds == (0, 1)
+    with pytest.raises(ValueError, match="crop_scale"):
+        Spec(crop_scale=(0.9, 0.5))
+    assert Spec(crop_scale=[0.35, 1]).crop_scale == (0.35, 1.0)
 
 
 def test_finished_runs_are_reused_only_with_the_same_settings() -> None:
@@ -117,6 +120,10 @@ def test_finished_runs_are_reused_only_with_the_same_settings() -> None:
     assert _run_settings(key(seeds=(0, 1, 2))) == _run_settings(key(seeds=(0,)))
     assert _run_settings(key(methods=("vanilla",))) == _run_settings(key())
     assert _run_settings(key(epochs=3)) != _run_settings(key(epochs=4))
+    assert _run_settings(key(crop_scale=(0.35, 1))) != _run_settings(key())
+    assert _run_settings(key(eval_crop=True)) != _run_settings(key())
+    # a key read back from results.json (lists, not tuples) still matches
+    assert _run_settings(json.loads(json.dumps(key()))) == _run_settings(key())
     assert _run_settings(None) is None
 
 

@@ -41,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--arch", help="cifar_resnet8 (default), cifar_resnet20, ...")
     p.add_argument("--workers", type=int, help="FFCV threads and corruption processes")
     p.add_argument(
+        "--eval-crop",
+        action=argparse.BooleanOptionalAction,
+        help="evaluate centre crops of 224/256 (ImageNet style) instead of whole images",
+    )
+    p.add_argument(
         "--crop-scale", type=float, nargs=2, metavar=("LO", "HI"), help="train crop area range"
     )
     p.add_argument(
@@ -64,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             "arch": args.arch,
             "workers": args.workers,
             "crop_scale": tuple(args.crop_scale) if args.crop_scale else None,
+            "eval_crop": args.eval_crop,
         }.items()
         if v is not None
     }
