@@ -52,7 +52,10 @@ IMPL = {"torch": "Pillow reference", "ffcv": "Numba"}
 BETON_DESC = {
     "jpg": ".beton jpg: all JPEG q90",
     "prop": ".beton prop: ffcv-imagenet's recipe (50% JPEG q90, 50% raw)",
+    "jpg256": ".beton jpg256: all JPEG q90, longer side shrunk to 256 (write_beton's default)",
 }
+# kind -> (write mode, max resolution); the first two keep the files' 500 px
+BETON_WRITE = {"jpg": ("jpg", 500), "prop": ("proportion", 500), "jpg256": ("jpg", 256)}
 PHOTOS = (
     "astronaut",
     "chelsea",
@@ -150,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--betons",
-        default="jpg,prop",
-        help="which FFCV .beton files to read: jpg, prop or jpg,prop (default)",
+        default="jpg,prop,jpg256",
+        help="which FFCV .beton files to read, a comma list of jpg, prop, jpg256 (default: all)",
     )
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--fractals", default=None, help="a fractal store (default: photos)")
@@ -161,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.images, args.repeats, args.batch = 256, 2, 32
     kinds = [b.strip() for b in args.betons.split(",") if b.strip()]
-    if not kinds or set(kinds) - {"jpg", "prop"}:
-        p.error(f"--betons: a comma list of jpg, prop; got {args.betons!r}")
+    if not kinds or set(kinds) - set(BETON_WRITE):
+        p.error(f"--betons: a comma list of {', '.join(BETON_WRITE)}; got {args.betons!r}")
     cfg = IPMixConfig.preset("imagenet", image_size=args.size)
     if args.fractals:
         bank_desc, bank = f"fractal store {args.fractals}", args.fractals
@@ -173,12 +176,12 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp)
         data = imagenet_like_folder(tmp / "train", args.images)
         betons = {}
-        for mode in ("jpg", "proportion"):
-            if mode[:4] not in kinds:
+        for kind, (mode, res) in BETON_WRITE.items():
+            if kind not in kinds:
                 continue
-            betons[mode[:4]] = tmp / f"{mode}.beton"
-            kw = dict(max_resolution=500, write_mode=mode, compress_probability=0.5)
-            write_beton(tmp / "train", betons[mode[:4]], progress=False, **kw)
+            betons[kind] = tmp / f"{kind}.beton"
+            kw = dict(max_resolution=res, write_mode=mode, compress_probability=0.5)
+            write_beton(tmp / "train", betons[kind], progress=False, **kw)
         print(
             f"data: {data['images']} JPEGs 500x375/375x500 q90 (mean {data['mean_jpeg_kb']} kB) "
             f"cut from scikit-image's photos; {'; '.join(BETON_DESC[b] for b in betons)}; "

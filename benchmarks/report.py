@@ -37,7 +37,9 @@ GPUS = (("A100", 3000), ("H100", 5000), ("H100", 7000))
 IMAGES_PER_SAMPLE = {"off": 1, "one view": 1, "JSD": 3}
 MODES = ("off", "one view", "JSD")
 PIPELINES = ("torch (Pillow IPMix)", "FFCV, JPEG .beton", "FFCV, proportion .beton")
-PIPELINES += ("DALI CPU", "DALI GPU")
+PIPELINES += ("FFCV, JPEG .beton, 256 px", "DALI CPU", "DALI GPU")
+# bench_pipelines' .beton kinds (the row's data: ".beton <kind>") -> pipeline name
+BETON_PIPELINE = {"jpg": PIPELINES[1], "prop": PIPELINES[2], "jpg256": PIPELINES[3]}
 
 
 class ReportError(Exception):
@@ -118,7 +120,10 @@ def _pipeline(kind: str, row: dict) -> str:
     if kind == "pipelines":
         if row["pipeline"] == "torch":
             return PIPELINES[0]
-        return PIPELINES[1] if row.get("data", "").endswith("jpg") else PIPELINES[2]
+        kind = row.get("data", "").split()[-1]
+        if kind not in BETON_PIPELINE:
+            raise KeyError(f"unknown .beton kind {kind!r}")
+        return BETON_PIPELINE[kind]
     return "DALI GPU" if kind == "dali_gpu" else "DALI CPU"
 
 

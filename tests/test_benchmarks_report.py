@@ -35,6 +35,8 @@ def write_fixtures(d: Path) -> None:
         _row("ffcv", ".beton jpg", "1 view (Numba)", 250.0),
         _row("ffcv", ".beton jpg", "JSD (Numba)", 100.0),
         _row("ffcv", ".beton jpg", "1 view (Numba)", 200.0, workers=2),
+        _row("ffcv", ".beton jpg256", "off", 800.0),
+        _row("ffcv", ".beton jpg256", "1 view (Numba)", 500.0),
     ]
     pipes = {"meta": META, "workers": 1, "rows": rows}
     # an older file of the same kind: must be ignored in favour of the newest
@@ -73,6 +75,7 @@ def test_tables_and_cores_per_gpu(tmp_path):
     assert "| torch (Pillow IPMix) | one view | 80 | 38 | 63 | 88 |" in block
     # split: decode + crop = the off cost (2.5 ms), IPMix = 4 - 2.5 ms, from 1-worker rows
     assert "| FFCV, JPEG .beton | one view | 1 | 250 | 4 | 2.5 | 1.5 |" in block
+    assert "| FFCV, JPEG .beton, 256 px | one view | 1 | 500 | 2 | 1.25 | 0.75 |" in block
     assert "| FFCV, JPEG .beton | JSD | 1 | 100 | 10 | 2.5 | 7.5 |" in block
     # the scaling table: 1 worker 250 img/s, 2 workers 2 x 200 img/s
     assert "| FFCV, JPEG .beton | one view | 250 | 400 |" in block
