@@ -258,3 +258,14 @@ def test_trainer_checkpoint_normalisation_follows_its_config(tmp_path) -> None:
         ckpt = _checkpoint(tmp_path / "c.pt", 10, config=cfg, eval_entry=None)
         _, info = load_model(ckpt)
         assert info["mean"] == pytest.approx(mean) and info["image_size"] == 24
+
+
+def test_checkpoint_says_whether_val_images_are_cropped(tmp_path) -> None:
+    """The robustness experiment's checkpoints record ``val_crop: false`` (32 px images are
+    evaluated whole); others default to the 224/256 centre crop."""
+    _, info = load_model(_checkpoint(tmp_path / "a.pt", 10))
+    assert info["val_crop"] is True
+    _, info = load_model(
+        _checkpoint(tmp_path / "b.pt", 10, eval_entry={**_EVAL, "val_crop": False})
+    )
+    assert info["val_crop"] is False

@@ -9,7 +9,9 @@
 ``--checkpoint``: a run directory of ``train/imagenet.py`` (its ``checkpoint.pt``) or a
 checkpoint file; the architecture, class count, input size and normalisation come from it.
 ``--val-data``: an ImageFolder tree (``<class>/<image>``); each image is centre-cropped to
-224/256 of its shorter side and resized to the input size (the trainers' val transform).
+224/256 of its shorter side and resized to the input size (the trainers' val transform), or
+resized whole with ``--no-crop`` (the default of checkpoints whose ``eval`` entry says
+``val_crop: false``, such as the robustness experiment's 32 px models).
 
 Reported: top-1/top-5 error (%) and RMS calibration error (%; adaptive bins of 100 samples
 sorted by confidence, :func:`train.metrics.calibration_rms`) on the clean set, and per
@@ -106,6 +108,7 @@ def load_model(
     size = (state.get("eval") or {}).get("image_size")
     size = size or cfg.get("val_image_size") or cfg.get("image_size") or 224
     info = {"path": str(path), "arch": arch, "num_classes": classes, "image_size": int(size)}
+    info["val_crop"] = bool((state.get("eval") or {}).get("val_crop", True))
     return model, {**info, "mean": list(mean), "std": list(std)}
 
 
@@ -342,6 +345,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="corruption cache folder")
     p.add_argument("--arch", help="check the checkpoint against this architecture")
     p.add_argument("--image-size", type=int, help="input side (default: the checkpoint's)")
+    p.add_argument(
+        "--crop",
+        action=argparse.BooleanOptionalAction,
+        help="centre-crop 224/256 of the val images (default: the checkpoint's setting, else on)",
+    )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--workers", type=int, default=1, help="processes corrupting the val set")
     p.add_argument("--seed", type=int, default=0, help="seed of the corruption noise")
@@ -354,7 +362,9 @@ def main(argv: list[str] | None = None) -> int:
         model, info = load_model(args.checkpoint, num_classes=len(classes), arch=args.arch)
         size = args.image_size or info["image_size"]
         info["image_size"] = size
-        clean = load_images(items, size, progress=args.progress)
+        if args.crop is not None:
+            info["val_crop"] = args.crop
+        clean = load_images(items, size, crop=info["val_crop"], progress=args.progress)
         corrupted: dict[str, dict[int, Any]] = {}
         source = source_kind = "none"
         if args.imagenet_c:

@@ -242,6 +242,7 @@ def train_run(
         for c in data["manifest"]["corruptions"]
     }
     info = {"arch": spec.arch, "mean": list(mean), "std": list(std), "image_size": 32}
+    info["val_crop"] = spec.eval_crop  # how train/evaluate.py should feed this checkpoint
     t1 = time.perf_counter()
     res = evaluate(model, info, data["val"], corrupted, progress=progress)
     cfg = {
