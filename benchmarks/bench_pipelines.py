@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+import torch
 from PIL import Image
 from tqdm import tqdm
 
@@ -161,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="256 images, 2 repeats")
     p.add_argument("--out", help="JSON path (default benchmarks/results/pipelines-<time>.json)")
     args = p.parse_args(argv)
+    # The consumer here only hands batches on (a trainer would run the model on a GPU): one
+    # torch thread, so that OpenMP's idle spinning after each small op is not counted as
+    # loader CPU time (FFCV used to force this by resetting torch's thread count).
+    torch.set_num_threads(1)
     if args.quick:
         args.images, args.repeats, args.batch = 256, 2, 32
     kinds = [b.strip() for b in args.betons.split(",") if b.strip()]

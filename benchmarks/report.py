@@ -241,6 +241,11 @@ def section_loaders(results: dict[str, Result], rows: list[dict]) -> list[str]:
         "IPMix-off cost (it includes the hand-off to torch, which these backends do not time "
         f"apart); IPMix = the difference, from the same run. Sources: {srcs}.",
         "",
+        "Data: ImageNet-like 500x375 JPEGs (q90). torch and DALI read the files; the FFCV "
+        "files hold them as JPEG q90 (JPEG .beton), as ffcv-imagenet's 50% JPEG / 50% raw "
+        "mix (proportion .beton), or as JPEG with the longer side shrunk to 256 px, "
+        "`tools/write_beton.py`'s default (256 px).",
+        "",
         table(
             ["pipeline", "IPMix", "workers", "img/s/core", "ms/img", "decode+crop ms", "IPMix ms"],
             split,
