@@ -41,6 +41,7 @@ from numba import carray, cfunc, njit
 from numba import types as nbt
 from numba.core.caching import FunctionCache
 from nvidia.dali import types
+from nvidia.dali.pipeline import do_not_convert
 from nvidia.dali.plugin.numba import NumbaFunction, address_as_void_pointer
 
 from ipmix_ops import IPMixConfig
@@ -70,6 +71,9 @@ def _crop_setup(outs: Any, ins: Any) -> None:
 _CROP_OPS: dict[tuple[float, float], NumbaFunction] = {}
 
 
+# not rewritten by DALI's AutoGraph (pipelines with enable_conditionals=True): Numba must
+# compile the plain ``run`` function
+@do_not_convert
 def _crop_op(scale: tuple[float, float]) -> NumbaFunction:
     if scale not in _CROP_OPS:
         cfg = np.array([*scale, *RATIO, 0.5], np.float64)
@@ -188,6 +192,7 @@ def _ipmix_c_pointer() -> Any:
     return _IPMIX_C[0][1]
 
 
+@do_not_convert  # as _crop_op: the run function must stay plain Python for Numba
 def _make_ipmix_run(
     bank: np.ndarray, table: np.ndarray, icfg: np.ndarray, fcfg: np.ndarray, clean_first: int
 ) -> Any:
