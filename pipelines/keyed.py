@@ -22,11 +22,15 @@ RATIO = (3 / 4, 4 / 3)
 
 
 def check_crop_scale(scale: object) -> tuple[float, float]:
-    """``scale`` as a ``(lo, hi)`` float pair with ``0 < lo <= hi <= 1``, else ValueError."""
-    try:
-        lo, hi = (float(v) for v in scale)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
-        raise ValueError(f"crop_scale must be two numbers (lo, hi), got {scale!r}") from None
+    """``scale`` as a ``(lo, hi)`` float pair with ``0 < lo <= hi <= 1``, else ValueError
+    (the one check of every backend, ``train/config.py`` and the robustness experiment)."""
+    items = list(scale) if isinstance(scale, (list, tuple, np.ndarray)) else []
+    if len(items) != 2 or not all(
+        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+        for v in items
+    ):
+        raise ValueError(f"crop_scale must be two numbers (lo, hi), got {scale!r}")
+    lo, hi = float(items[0]), float(items[1])
     if not 0.0 < lo <= hi <= 1.0:
         raise ValueError(f"crop_scale must satisfy 0 < lo <= hi <= 1, got {scale!r}")
     return lo, hi

@@ -225,15 +225,12 @@ def _float(cfg: TrainConfig, name: str, lo: float, hi: float) -> None:
 
 
 def _crop_scale(cfg: TrainConfig) -> None:
-    v = cfg.crop_scale
-    ok = (
-        isinstance(v, (list, tuple))
-        and len(v) == 2
-        and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
-    )
-    if not ok or not 0.0 < v[0] <= v[1] <= 1.0:
-        raise ConfigError(f"crop_scale must be [lo, hi] with 0 < lo <= hi <= 1, got {v!r}")
-    object.__setattr__(cfg, "crop_scale", (float(v[0]), float(v[1])))
+    from pipelines.keyed import check_crop_scale  # imported here: Numba loads with it
+
+    try:
+        object.__setattr__(cfg, "crop_scale", check_crop_scale(cfg.crop_scale))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _bool(cfg: TrainConfig, name: str) -> None:

@@ -105,10 +105,10 @@ def load_model(
         ) from e
     model.eval()
     mean, std = _normalisation(state, cfg)
-    size = (state.get("eval") or {}).get("image_size")
-    size = size or cfg.get("val_image_size") or cfg.get("image_size") or 224
+    ev = state.get("eval") or {}
+    size = ev.get("image_size") or cfg.get("val_image_size") or cfg.get("image_size") or 224
     info = {"path": str(path), "arch": arch, "num_classes": classes, "image_size": int(size)}
-    info["val_crop"] = bool((state.get("eval") or {}).get("val_crop", True))
+    info["val_crop"] = bool(ev.get("val_crop", True))
     return model, {**info, "mean": list(mean), "std": list(std)}
 
 
