@@ -29,6 +29,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+# the image files torchvision's ImageFolder (and so every loader here) reads
+from pipelines.folder import IMG_EXTENSIONS
+
 CORRUPTIONS = (
     "gaussian_noise",
     "shot_noise",
@@ -78,7 +81,6 @@ ALEXNET_ERR = dict(
 
 MANIFEST = "manifest.json"
 CACHE_FORMAT = "ipmix-corruption-cache-v1"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
 
 
 class CacheError(RuntimeError):
@@ -116,7 +118,7 @@ def find_imagenet_c(root: str | os.PathLike) -> dict[str, dict[int, Path]]:
 
 
 def _has_images(folder: Path) -> bool:
-    return any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir())
+    return any(p.suffix.lower() in IMG_EXTENSIONS for p in folder.iterdir())
 
 
 # ---------------------------------------------------------------------- generation

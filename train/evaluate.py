@@ -45,11 +45,11 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from pipelines.folder import IMG_EXTENSIONS  # noqa: E402
 from train.checkpoint import CheckpointError, load_checkpoint, write_text_atomic  # noqa: E402
 from train.corruptions import (  # noqa: E402
     ALEXNET_ERR,
     CORRUPTIONS,
-    IMAGE_SUFFIXES,
     SEVERITIES,
     corrupted_set,
     find_imagenet_c,
@@ -143,7 +143,7 @@ def list_imagefolder(root: str | os.PathLike) -> tuple[list[str], list[tuple[Pat
         (p, i)
         for i, c in enumerate(classes)
         for p in sorted((root / c).iterdir())
-        if p.suffix.lower() in IMAGE_SUFFIXES
+        if p.suffix.lower() in IMG_EXTENSIONS
     ]
     if not items:
         raise ValueError(f"{root}: no images in its {len(classes)} class folders")
