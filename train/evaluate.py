@@ -384,10 +384,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             source = f"imagecorruptions on the val set, cache {folder}"
             source_kind = "val set corrupted with imagecorruptions"
-            for c in manifest["corruptions"]:
-                corrupted[c] = {
-                    s: _cache_source(folder, c, s, clean[1]) for s in manifest["severities"]
-                }
+            corrupted = cache_sources(folder, manifest, clean[1])
         res = evaluate(model, info, clean, corrupted, device=args.device, progress=args.progress)
     except (CheckpointError, ValueError, FileNotFoundError) as e:
         print(f"train/evaluate.py: error: {e}", file=sys.stderr)
@@ -426,8 +423,17 @@ def _folder_source(folder: Path, classes: list[str], size: int):
     return load
 
 
-def _cache_source(folder: Path, corruption: str, severity: int, labels: np.ndarray):
-    return lambda: (load_variant(folder, corruption, severity), labels)
+def cache_sources(
+    folder: Path, manifest: dict[str, Any], labels: np.ndarray
+) -> dict[str, dict[int, Any]]:
+    """``{corruption: {severity: loader}}`` over a corruption cache (``corrupted_set``'s
+    folder and manifest): each loader returns ``(images, labels)`` when :func:`evaluate`
+    asks, so one variant is in memory at a time."""
+
+    def source(corruption: str, severity: int):
+        return lambda: (load_variant(folder, corruption, severity), labels)
+
+    return {c: {s: source(c, s) for s in manifest["severities"]} for c in manifest["corruptions"]}
 
 
 if __name__ == "__main__":

@@ -170,9 +170,8 @@ def train_run(
     from ipmix_ops.config import IMAGENET_MEAN, IMAGENET_STD
     from pipelines import build_loader
     from train.checkpoint import rng_state, save_checkpoint
-    from train.corruptions import load_variant
     from train.engine import DistEnv, Normalizer, Trainer, param_groups
-    from train.evaluate import evaluate
+    from train.evaluate import cache_sources, evaluate
     from train.models import build_model
 
     done = run_dir / "results.json"
@@ -234,13 +233,7 @@ def train_run(
         startup += stats["first_batch_s"]  # loader start-up and JIT compilation
     train_s = time.perf_counter() - t0
     labels = np.load(data["cache"] / "labels.npy")
-    corrupted = {
-        c: {
-            s: (lambda c=c, s=s: (load_variant(data["cache"], c, s), labels))
-            for s in data["manifest"]["severities"]
-        }
-        for c in data["manifest"]["corruptions"]
-    }
+    corrupted = cache_sources(data["cache"], data["manifest"], labels)
     info = {"arch": spec.arch, "mean": list(mean), "std": list(std), "image_size": 32}
     info["val_crop"] = spec.eval_crop  # how train/evaluate.py should feed this checkpoint
     t1 = time.perf_counter()
