@@ -137,3 +137,32 @@ def test_wrap_happens_on_real_patches(pair):
     x2 = pair[1].astype(np.float32) / 255
     raw = 255 * mix_add(x1, x2, 1.8, -0.8)
     assert 0.01 < np.mean((raw < 0) | (raw >= 256)) < 0.6
+
+
+def test_selection_byte_identity_in_float32():
+    """Why the kernel's selection ops copy bytes: to_uint8(255 * (v / 255)) == v for every
+    byte in both overflow modes (float32, as the authors' torch code computes it)."""
+    v = np.arange(256, dtype=np.float32)[None, None, :]
+    for mode in ("wrap", "clip"):
+        assert np.array_equal(to_uint8(v / np.float32(255), mode).ravel(), np.arange(256))
+
+
+@pytest.mark.parametrize("mop", [MIX_RANDOM_PIXELS, MIX_RANDOM_ELEMS])
+@pytest.mark.parametrize("p", [0.0, 1e-6, 0.5, 1 - 1e-6, 1.0])
+def test_selection_kernel_edge_probabilities(pair, mop, p):
+    """p = 0 takes the source everywhere, p = 1 keeps the patch; thresholds near the ends
+    agree with the NumPy mask."""
+    h, w, top, left, sy, sx = 50, 70, 30, 40, 5, 9
+    xc = pair[0].copy()
+    lut1, lut2 = np.empty(256, np.float32), np.empty(256, np.float32)
+    mix_patch_k(
+        xc, top, left, h, w, pair[1], sy, sx, mop, 0.0, 0.0, p, 99, True, lut1, lut2, mask_table()
+    )
+    shape = (h, w, 1 if mop == MIX_RANDOM_PIXELS else 3)
+    m = np.broadcast_to(bernoulli_mask(99, p, shape), (h, w, 3))
+    ref = np.where(m, pair[0][top : top + h, left : left + w], pair[1][sy : sy + h, sx : sx + w])
+    assert np.array_equal(xc[top : top + h, left : left + w], ref)
+    if p == 0.0:
+        assert np.array_equal(ref, pair[1][sy : sy + h, sx : sx + w])
+    if p == 1.0:
+        assert np.array_equal(xc, pair[0])
