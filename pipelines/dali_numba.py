@@ -118,7 +118,7 @@ def ipmix_sample_k(out, img, index, seed, epoch, bank, table, icfg, fcfg, clean_
     s = img.shape[0]
     k, t = icfg[0], icfg[1]
     rec = np.empty(R_W0 + k + k * (C_STEPS + t * NF), np.float64)
-    acc = np.zeros((s, s, 3), np.float32)  # _one_view needs zeros; _write_out re-zeroes it
+    acc = np.zeros((s, s, 3), np.int16)  # _one_view needs zeros; _write_out re-zeroes it
     bufs = np.empty((3, s, s, 3), np.uint8)
     luts = np.empty((2, 256), np.float32)
     box = np.empty(_BOX_LEN, np.int64)  # as ipmix_ops.batch._scratch: rectangles + intervals
