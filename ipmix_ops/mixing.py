@@ -10,9 +10,10 @@ float32 arithmetic of the authors' torch code:
     to_uint8(out, overflow)        "wrap": trunc(255*out) mod 256 (clamped to ±2^24 first)
                                    "clip": floor(255*clip(out, 0, 1) + 0.5)
 
-:func:`mix_patch_k` is the Numba kernel the fast path uses on uint8 images; it evaluates the
-same float32 expressions through 256-entry lookup tables (bit-identical except where ``pow``
-differs by an ulp between libm builds).
+:func:`mix_patch_k` is the Numba kernel the fast path uses on uint8 images: add and multiply
+evaluate the same float32 expressions through 256-entry lookup tables, the two selection ops
+pick bytes with masks (bit-identical except where ``pow`` differs by an ulp between libm
+builds).
 """
 
 from __future__ import annotations
