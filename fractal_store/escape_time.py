@@ -21,13 +21,15 @@ give bit-identical pixels; the serial one is meant for thread pools that render 
 images at once. Output: uint8 ``[size, size, 3]``, RGB, C-contiguous.
 
 Speed (``benchmarks/bench_fractals.py``): one core renders a 256 px, 2x2-antialiased
-image ~4-5x faster than the vectorised NumPy version in :mod:`fractal_store.reference`,
-with the same pixels. The time is in the orbit loop. For z^2 + c the orbits run in 16
-lanes, four steps at a time, in a branch-free loop that LLVM turns into AVX code
-(:func:`_lane_steps`, ~1.45x the one-orbit loop, bit-identical); multibrot orbits run
-four at a time (:func:`_multibrot_orbits4`). ``fastmath`` was measured and did not pay
-on the development CPU (AMD Zen 1, 128-bit FP units); float32 orbits were not used as
-they would change pixels (orbits near the set's boundary are chaotic).
+image ~4-6x faster than the vectorised NumPy version in :mod:`fractal_store.reference`,
+with the same pixels. Most of the time is in the orbit loop: the orbits run in 16 lanes,
+a few steps at a time, in a branch-free loop that LLVM turns into SIMD code, with one
+inlined copy per trap shape and multibrot power (:func:`_lane_steps`; 1.45x the one-orbit
+loop for z^2 + c, 1.6x the four-orbit loop for z^p + c, bit-identical). The price is
+compile time: ~70 s for all the renderers on the first call, cached after that.
+``fastmath`` was measured and did not pay on the development CPU (AMD Zen 1, 128-bit FP
+units); float32 orbits were not used as they would change pixels (orbits near the set's
+boundary are chaotic).
 """
 
 from __future__ import annotations
@@ -148,11 +150,11 @@ def _masked_step(zr, zi, cr, ci, dmin, n, r2, alive, power, shape, tx, ty, tcos,
 
 @njit(cache=True, nogil=True)
 def _multibrot_orbits4(s, j, power, max_iter, shape, tx, ty, tcos, tsin, trad):
-    """Orbits of samples ``j .. j+3`` of the row scratch ``s`` iterated in lock step.
+    """Orbits of samples ``j .. j+3`` of the row scratch ``s`` iterated in lock step (the
+    multibrot powers without a lane kernel: 2, 7, 8).
 
     z^p + c is a long chain of dependent multiplications; interleaving four independent
-    orbits lets the CPU overlap them (~1.3x faster than one at a time, same results; for
-    z^2 + c the gain was within noise, so those families keep the one-orbit loop).
+    orbits lets the CPU overlap them (~1.3x faster than one at a time, same results).
     """
     zr0, zi0, cr0, ci0 = s[0, j], s[1, j], s[2, j], s[3, j]
     zr1, zi1, cr1, ci1 = s[0, j + 1], s[1, j + 1], s[2, j + 1], s[3, j + 1]
@@ -194,15 +196,20 @@ def _multibrot_orbits4(s, j, power, max_iter, shape, tx, ty, tcos, tsin, trad):
 # time by a branch-free loop that LLVM vectorises; a lane whose orbit has ended is refilled
 # with the next sample between blocks. See _lane_steps for why it is exact.
 LANES = 16
-LANE_STEPS = 4
-LANE_CLAMP = 1.0e3  # > 100 = |z| of any live orbit, small enough that 4 squarings stay finite
+# Steps per block and the clamp of ended orbits: > 100 = |z| of any live orbit, and small
+# enough that a block of steps from it, or from an orbit that escapes in it, stays finite
+# (z^2: 1e3 -> 1e48 in 4 steps; z^p, p <= 8: 128 -> 1e135, |z|^2 1e270, in 2 steps).
+LANE_STEPS, LANE_CLAMP = 4, 1.0e3
+POW_LANE_STEPS, POW_LANE_CLAMP = 2, 128.0
+LANE_POWERS = (3, 4, 5, 6)  # multibrot powers with a lane kernel (the sampler's range)
 BAILOUT2_UP = float(np.nextafter(BAILOUT2, np.inf))  # r2 <= BAILOUT2  <=>  r2 < BAILOUT2_UP
 L_ZR, L_ZI, L_CR, L_CI, L_DMIN, L_N, L_R2, L_LIVE = (k * LANES for k in range(8))
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _lane_steps(st, kind, shape, fmax, tx, ty, tcos, tsin, trad):
-    """Advance every lane of ``st`` by ``LANE_STEPS`` iterations of :func:`_orbit`.
+def _lane_steps(st, kind, power, shape, nsteps, clamp, fmax, tx, ty, tcos, tsin, trad):
+    """Advance every lane of ``st`` by ``nsteps`` iterations of :func:`_orbit`
+    (``kind``, ``power``, ``shape``, ``nsteps`` are constants at every call site).
 
     No branches, so the lane loop becomes AVX code (a ternary here turns into masked
     loads and stores, which are slower than scalar code):
@@ -211,7 +218,7 @@ def _lane_steps(st, kind, shape, fmax, tx, ty, tcos, tsin, trad):
       ``new * live + old * (1 - live)``, which is exact because every value is finite;
       0/1 flags come from ``min``/``max`` of a scaled difference, not from a compare.
     * z itself is not frozen: an ended orbit keeps iterating (its results are no longer
-      taken) and is clamped to +-LANE_CLAMP at the end of the block, so it stays finite.
+      taken) and is clamped to +-``clamp`` at the end of the block, so it stays finite.
       A live orbit has |z| <= 100, which the clamp leaves alone.
 
     The arithmetic of a live orbit is the same, in the same order, as in :func:`_orbit`,
@@ -226,11 +233,16 @@ def _lane_steps(st, kind, shape, fmax, tx, ty, tcos, tsin, trad):
         n = st[L_N + j]
         r2_out = st[L_R2 + j]
         live = st[L_LIVE + j]
-        for _ in range(LANE_STEPS):
-            ar = abs(zr) if kind == 1 else zr
-            ai = abs(zi) if kind == 1 else zi
-            zr = ar * ar - ai * ai + cr
-            zi = 2.0 * ar * ai + ci
+        for _ in range(nsteps):
+            if kind == 2:
+                pr, pi = _zpow(zr, zi, power)
+                zr = pr + cr
+                zi = pi + ci
+            else:
+                ar = abs(zr) if kind == 1 else zr
+                ai = abs(zi) if kind == 1 else zi
+                zr = ar * ar - ai * ai + cr
+                zi = 2.0 * ar * ai + ci
             r2 = zr * zr + zi * zi
             d = _trap_distance(zr, zi, shape, tx, ty, tcos, tsin, trad)
             n = n + live
@@ -238,8 +250,8 @@ def _lane_steps(st, kind, shape, fmax, tx, ty, tcos, tsin, trad):
             r2_out = r2 * live + r2_out * (1.0 - live)
             dmin = min(dmin, d) * inside + dmin * (1.0 - inside)
             live = min(inside, max(0.0, (fmax - n) * 1.0e300))
-        st[L_ZR + j] = min(max(zr, -LANE_CLAMP), LANE_CLAMP)
-        st[L_ZI + j] = min(max(zi, -LANE_CLAMP), LANE_CLAMP)
+        st[L_ZR + j] = min(max(zr, -clamp), clamp)
+        st[L_ZI + j] = min(max(zi, -clamp), clamp)
         st[L_DMIN + j] = dmin
         st[L_N + j] = n
         st[L_R2 + j] = r2_out
@@ -247,10 +259,11 @@ def _lane_steps(st, kind, shape, fmax, tx, ty, tcos, tsin, trad):
 
 
 @njit(cache=True, nogil=True)
-def _lane_orbits(s, ns, kind, max_iter, shape, tx, ty, tcos, tsin, trad):
+def _lane_orbits(s, ns, kind, power, max_iter, shape, tx, ty, tcos, tsin, trad):
     """:func:`_orbit` for samples ``0 .. ns-1`` of the row scratch ``s`` (rows 0-3 in,
-    rows 4-6 out), kinds 0 and 1, through :func:`_lane_steps`: ~1.45x the one-orbit loop
-    on the development CPU, bit-identical results."""
+    rows 4-6 out), through :func:`_lane_steps`: kinds 0 and 1, and kind 2 with a power in
+    :data:`LANE_POWERS`. ~1.45x the one-orbit loop on the development CPU for z^2 + c,
+    bit-identical results."""
     if max_iter <= 0:
         for i in range(ns):
             zr, zi = s[0, i], s[1, i]
@@ -289,19 +302,58 @@ def _lane_orbits(s, ns, kind, max_iter, shape, tx, ty, tcos, tsin, trad):
                 nxt += 1
         if live == 0:
             break
-        # one inlined copy per trap shape, so each lane loop is straight-line code
-        if shape == 0:
-            _lane_steps(st, kind, 0, fmax, tx, ty, tcos, tsin, trad)
-        elif shape == 1:
-            _lane_steps(st, kind, 1, fmax, tx, ty, tcos, tsin, trad)
-        elif shape == 2:
-            _lane_steps(st, kind, 2, fmax, tx, ty, tcos, tsin, trad)
-        elif shape == 3:
-            _lane_steps(st, kind, 3, fmax, tx, ty, tcos, tsin, trad)
-        elif shape == 4:
-            _lane_steps(st, kind, 4, fmax, tx, ty, tcos, tsin, trad)
+        if kind == 2:
+            _pow_lane_block(st, power, shape, fmax, tx, ty, tcos, tsin, trad)
         else:
-            _lane_steps(st, kind, 5, fmax, tx, ty, tcos, tsin, trad)
+            _sq_lane_block(st, kind, shape, fmax, tx, ty, tcos, tsin, trad)
+
+
+# One inlined copy of _lane_steps per trap shape (and multibrot power), so that each lane
+# loop is straight-line code that LLVM can vectorise.
+@njit(cache=True, nogil=True)
+def _sq_lane_block(st, kind, shape, fmax, tx, ty, tcos, tsin, trad):
+    n, c = LANE_STEPS, LANE_CLAMP
+    if shape == 0:
+        _lane_steps(st, kind, 2, 0, n, c, fmax, tx, ty, tcos, tsin, trad)
+    elif shape == 1:
+        _lane_steps(st, kind, 2, 1, n, c, fmax, tx, ty, tcos, tsin, trad)
+    elif shape == 2:
+        _lane_steps(st, kind, 2, 2, n, c, fmax, tx, ty, tcos, tsin, trad)
+    elif shape == 3:
+        _lane_steps(st, kind, 2, 3, n, c, fmax, tx, ty, tcos, tsin, trad)
+    elif shape == 4:
+        _lane_steps(st, kind, 2, 4, n, c, fmax, tx, ty, tcos, tsin, trad)
+    else:
+        _lane_steps(st, kind, 2, 5, n, c, fmax, tx, ty, tcos, tsin, trad)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pow_lane_shapes(st, power, shape, fmax, tx, ty, tcos, tsin, trad):
+    n, c = POW_LANE_STEPS, POW_LANE_CLAMP
+    if shape == 0:
+        _lane_steps(st, 2, power, 0, n, c, fmax, tx, ty, tcos, tsin, trad)
+    elif shape == 1:
+        _lane_steps(st, 2, power, 1, n, c, fmax, tx, ty, tcos, tsin, trad)
+    elif shape == 2:
+        _lane_steps(st, 2, power, 2, n, c, fmax, tx, ty, tcos, tsin, trad)
+    elif shape == 3:
+        _lane_steps(st, 2, power, 3, n, c, fmax, tx, ty, tcos, tsin, trad)
+    elif shape == 4:
+        _lane_steps(st, 2, power, 4, n, c, fmax, tx, ty, tcos, tsin, trad)
+    else:
+        _lane_steps(st, 2, power, 5, n, c, fmax, tx, ty, tcos, tsin, trad)
+
+
+@njit(cache=True, nogil=True)
+def _pow_lane_block(st, power, shape, fmax, tx, ty, tcos, tsin, trad):
+    if power == 3:
+        _pow_lane_shapes(st, 3, shape, fmax, tx, ty, tcos, tsin, trad)
+    elif power == 4:
+        _pow_lane_shapes(st, 4, shape, fmax, tx, ty, tcos, tsin, trad)
+    elif power == 5:
+        _pow_lane_shapes(st, 5, shape, fmax, tx, ty, tcos, tsin, trad)
+    else:
+        _pow_lane_shapes(st, 6, shape, fmax, tx, ty, tcos, tsin, trad)
 
 
 @njit(cache=True, nogil=True)
@@ -340,13 +392,13 @@ def _escape_row(out, y, ip, fp, lut):
                 else:
                     s[0, j], s[1, j], s[2, j], s[3, j] = 0.0, 0.0, pr, pi
                 j += 1
-    if kind == 2:
+    if kind == 2 and power not in LANE_POWERS:
         for j in range(ns, s.shape[1]):  # padding: copies of the last sample, unused
             s[:4, j] = s[:4, ns - 1]
         for j in range(0, s.shape[1], 4):
             _multibrot_orbits4(s, j, power, max_iter, shape, tx, ty, tcos, tsin, trad)
     else:
-        _lane_orbits(s, ns, kind, max_iter, shape, tx, ty, tcos, tsin, trad)
+        _lane_orbits(s, ns, kind, power, max_iter, shape, tx, ty, tcos, tsin, trad)
     for j in range(ns):
         s[7, j] = freq * math.log1p(falloff * s[4, j]) + offset
     if escmix != 0.0:  # skipping the logs when unused changes no bit

@@ -5,9 +5,11 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import platform
 
 import numpy as np
 import pytest
+from numba import njit
 
 import fractal_store as fs
 from fractal_store import escape_time
@@ -77,13 +79,14 @@ def test_numba_matches_vectorised_numpy(family, sample_set):
         assert np.abs(got.astype(int) - want).max() <= 255  # sanity: same dtype/range
 
 
-@pytest.mark.parametrize("julia", [False, True])
-def test_multibrot_lock_step_path_matches_numpy_for_all_traps(julia, sample_set):
-    """Multibrot orbits run four at a time; check every trap, both forms, 1x1 and 2x2
-    samples, and a width that is not a multiple of four (padded last group)."""
+@pytest.mark.parametrize("julia, power", [(False, 3), (True, 3), (False, 7), (True, 7)])
+def test_multibrot_paths_match_numpy_for_all_traps(julia, power, sample_set):
+    """Multibrot orbits run in lanes (powers 3-6) or four at a time (2, 7, 8); check every
+    trap, both forms, 1x1 and 2x2 samples, and a width that is not a multiple of four
+    (padded last group of the four-at-a-time path)."""
     _, rec, _ = sample_set["multibrot"][0]
     rec = json.loads(json.dumps(rec))
-    rec.update(julia=julia, c=[-0.62, 0.43], center=[0.05, -0.1], scale=1.3, power=3)
+    rec.update(julia=julia, c=[-0.62, 0.43], center=[0.05, -0.1], scale=1.3, power=power)
     rec["max_iter"] = 40
     for shape, aa in itertools.product(TRAP_SHAPES, (1, 2)):
         rec["trap"]["shape"] = shape
@@ -175,11 +178,12 @@ def test_bad_records_and_sizes_raise():
         fs.render({**rec, "antialias": 9}, 16)
 
 
-@pytest.mark.parametrize("kind", [0, 1])
-def test_lane_orbits_are_bit_identical_to_the_one_orbit_loop(kind):
-    """The vectorised lane kernel (z^2 + c families) against ``_orbit``, exactly: every trap,
-    both forms, orbit lengths that end inside and between 4-step blocks, rows shorter and
-    longer than the 16 lanes, points inside the set, escaping at once, and on the boundary."""
+@pytest.mark.parametrize("kind, power", [(0, 2), (1, 2), (2, 3), (2, 4), (2, 5), (2, 6)])
+def test_lane_orbits_are_bit_identical_to_the_one_orbit_loop(kind, power):
+    """The vectorised lane kernels against ``_orbit``, exactly: z^2 + c, burning ship and
+    every multibrot power with a lane kernel; every trap, both forms, orbit lengths that
+    end inside and between blocks, rows shorter and longer than the 16 lanes, points inside
+    the set, escaping at once, and on the boundary."""
     rng = np.random.default_rng(7)
     for ns, max_iter, julia in itertools.product((1, 15, 17, 203), (0, 1, 2, 3, 5, 37), (0, 1)):
         pts = rng.uniform(-2.2, 2.2, (2, ns))
@@ -192,7 +196,30 @@ def test_lane_orbits_are_bit_identical_to_the_one_orbit_loop(kind):
         for shape in range(len(TRAP_SHAPES)):
             trap = (0.1, -0.2, math.cos(0.7), math.sin(0.7), 0.4)
             got = s.copy()
-            escape_time._lane_orbits(got, ns, kind, max_iter, shape, *trap)
+            escape_time._lane_orbits(got, ns, kind, power, max_iter, shape, *trap)
             for j in range(ns):
-                n, _, dmin, r2 = escape_time._orbit(*s[:4, j], kind, 2, max_iter, shape, *trap)
+                n, _, dmin, r2 = escape_time._orbit(*s[:4, j], kind, power, max_iter, shape, *trap)
                 assert (got[5, j], got[4, j], got[6, j]) == (n, dmin, r2), (ns, max_iter, shape, j)
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 assembly")
+def test_lane_kernels_stay_vectorised():
+    """The lane kernels are only fast as packed SIMD code without masked loads/stores
+    (a ternary on the live flag, for one, turns every access into ``vmaskmovpd``)."""
+    et = escape_time
+
+    @njit(nogil=True)  # not cached: cached code cannot be inspected
+    def diamond_z2(st, fmax, tx, ty, tcos, tsin, trad):
+        et._lane_steps(st, 0, 2, 5, et.LANE_STEPS, et.LANE_CLAMP, fmax, tx, ty, tcos, tsin, trad)
+
+    @njit(nogil=True)
+    def circle_z4(st, fmax, tx, ty, tcos, tsin, trad):
+        et._lane_steps(
+            st, 2, 4, 3, et.POW_LANE_STEPS, et.POW_LANE_CLAMP, fmax, tx, ty, tcos, tsin, trad
+        )
+
+    for fn in (diamond_z2, circle_z4):
+        fn(np.zeros(8 * et.LANES), 0.5, 0.1, -0.2, 1.0, 0.0, 0.4)
+        asm = "\n".join(fn.inspect_asm().values())
+        assert "mulpd" in asm, f"{fn.__name__}: no packed double multiplies"
+        assert "maskmov" not in asm, f"{fn.__name__}: masked loads or stores"
