@@ -209,7 +209,8 @@ L_ZR, L_ZI, L_CR, L_CI, L_DMIN, L_N, L_R2, L_LIVE = (k * LANES for k in range(8)
 @njit(cache=True, nogil=True, inline="always")
 def _lane_steps(st, kind, power, shape, nsteps, clamp, fmax, tx, ty, tcos, tsin, trad):
     """Advance every lane of ``st`` by ``nsteps`` iterations of :func:`_orbit`
-    (``kind``, ``power``, ``shape``, ``nsteps`` are constants at every call site).
+    (``power``, ``shape``, ``nsteps`` are constants at every call site; ``power`` > 2
+    selects z^p + c, else z^2 + c with ``kind`` 1 for the burning ship).
 
     No branches, so the lane loop becomes AVX code (a ternary here turns into masked
     loads and stores, which are slower than scalar code):
@@ -234,7 +235,7 @@ def _lane_steps(st, kind, power, shape, nsteps, clamp, fmax, tx, ty, tcos, tsin,
         r2_out = st[L_R2 + j]
         live = st[L_LIVE + j]
         for _ in range(nsteps):
-            if kind == 2:
+            if power > 2:  # a constant: multibrot lanes; else z^2 (burning ship: kind 1)
                 pr, pi = _zpow(zr, zi, power)
                 zr = pr + cr
                 zi = pi + ci
@@ -310,7 +311,7 @@ def _lane_orbits(s, ns, kind, power, max_iter, shape, tx, ty, tcos, tsin, trad):
 
 # One inlined copy of _lane_steps per trap shape (and multibrot power), so that each lane
 # loop is straight-line code that LLVM can vectorise.
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _sq_lane_block(st, kind, shape, fmax, tx, ty, tcos, tsin, trad):
     n, c = LANE_STEPS, LANE_CLAMP
     if shape == 0:

@@ -207,10 +207,7 @@ def test_lane_kernels_stay_vectorised():
     """The lane kernels are only fast as packed SIMD code without masked loads/stores
     (a ternary on the live flag, for one, turns every access into ``vmaskmovpd``)."""
     et = escape_time
-
-    @njit(nogil=True)  # not cached: cached code cannot be inspected
-    def diamond_z2(st, fmax, tx, ty, tcos, tsin, trad):
-        et._lane_steps(st, 0, 2, 5, et.LANE_STEPS, et.LANE_CLAMP, fmax, tx, ty, tcos, tsin, trad)
+    lanes = njit(nogil=True)(et._lane_orbits.py_func)  # not cached: cached code cannot be inspected
 
     @njit(nogil=True)
     def circle_z4(st, fmax, tx, ty, tcos, tsin, trad):
@@ -218,8 +215,10 @@ def test_lane_kernels_stay_vectorised():
             st, 2, 4, 3, et.POW_LANE_STEPS, et.POW_LANE_CLAMP, fmax, tx, ty, tcos, tsin, trad
         )
 
-    for fn in (diamond_z2, circle_z4):
-        fn(np.zeros(8 * et.LANES), 0.5, 0.1, -0.2, 1.0, 0.0, 0.4)
+    trap = (0.1, -0.2, 1.0, 0.0, 0.4)
+    lanes(np.zeros((7, 20)), 20, 0, 2, 9, 5, *trap)
+    circle_z4(np.zeros(8 * et.LANES), 0.5, *trap)
+    for fn in (lanes, circle_z4):
         asm = "\n".join(fn.inspect_asm().values())
         assert "mulpd" in asm, f"{fn.__name__}: no packed double multiplies"
         assert "maskmov" not in asm, f"{fn.__name__}: masked loads or stores"
