@@ -349,11 +349,15 @@ def section_fractals(res: Result) -> list[str]:
         loads = f"{store['bank_webp_per_s_1_threads']:,.0f} WebP, " + loads
     if "bank_npy_cache_per_s_1_threads" in store:
         loads += f", {store['bank_npy_cache_per_s_1_threads']:,.0f} from the .npy cache"
+    cold = res.data.get("jit", {}).get("cold_compile_all_kernels_s")
+    compile_note = (
+        f" Cold JIT compile of all renderers: {cold:.0f} s (cached after)." if cold else ""
+    )
     return [
         "### Fractals",
         "",
         f"{res.data.get('size', '?')} px ({_src(res)}); store bytes per image as a fraction "
-        f"of raw: {sizes}; bank load per second on one thread: {loads}.",
+        f"of raw: {sizes}; bank load per second on one thread: {loads}.{compile_note}",
         "",
         table(["family", "per core /s", "all cores /s", "× NumPy"], body),
     ]
