@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from .sampling import FAMILIES, PROBE_SIZE, SAMPLER_VERSION, draw
+from .sampling import FAMILIES, PROBE_SIZE, SAMPLER_VERSION, draw, render, sample_params
 from .store import (
     DEFAULT_ENCODING,
     DEFAULT_PNG_LEVEL,
@@ -82,10 +82,24 @@ def resolve_encoding(encoding: str | None, jpeg_quality: int | None) -> str:
     return encoding
 
 
-def _progress(total: int, enabled: bool, desc: str):
+def _progress(total: int, enabled: bool, desc: str, unit: str = "img"):
     from tqdm import tqdm
 
-    return tqdm(total=total, disable=not enabled, desc=desc, unit="img", dynamic_ncols=True)
+    return tqdm(total=total, disable=not enabled, desc=desc, unit=unit, dynamic_ncols=True)
+
+
+def warm_up(families: Sequence[str], progress: bool = True) -> float:
+    """Compile the renderers of ``families`` (or load them from Numba's cache) before the
+    worker threads start, under a progress bar of their own: on a machine's first run this
+    takes about a minute, and the image bar would otherwise sit at 0 without saying why.
+    Returns the seconds taken (well under one once cached)."""
+    t0 = time.perf_counter()
+    desc = "renderers (a first run compiles them, ~1 min)"
+    with _progress(len(families), progress, desc, unit="family") as bar:
+        for i, family in enumerate(families):
+            render(sample_params(family, np.random.default_rng(i)), 8, parallel=False)
+            bar.update()
+    return time.perf_counter() - t0
 
 
 def build_store(
@@ -132,6 +146,7 @@ def build_store(
         img, rec, reasons = draw(seed, index, size, families, parallel=False)
         return encode_image(img, encoding, jpeg_quality or 90, png_level), rec, reasons
 
+    warm_up(families, progress)
     accepted: Counter = Counter()
     rejected: dict[str, Counter] = {f: Counter() for f in families}
     t0 = time.perf_counter()
