@@ -202,6 +202,10 @@ LANES = 16
 LANE_STEPS, LANE_CLAMP = 4, 1.0e3
 POW_LANE_STEPS, POW_LANE_CLAMP = 2, 128.0
 LANE_POWERS = (3, 4, 5, 6)  # multibrot powers with a lane kernel (the sampler's range)
+# Lanes take samples with |z0| + |c| (1-norms) <= this, so that an orbit escaping in a block
+# stays finite to its end: |z1| <= ~1e6 -> 1e48 (z^2, 4 steps), <= ~1e18 -> 1e108 (z^6, 2
+# steps). Sampled records start within ~5; farther ones take the one-orbit loop.
+LANE_MAX_START = 1.0e3
 BAILOUT2_UP = float(np.nextafter(BAILOUT2, np.inf))  # r2 <= BAILOUT2  <=>  r2 < BAILOUT2_UP
 L_ZR, L_ZI, L_CR, L_CI, L_DMIN, L_N, L_R2, L_LIVE = (k * LANES for k in range(8))
 
@@ -288,6 +292,26 @@ def _lane_orbits(s, ns, kind, power, max_iter, shape, tx, ty, tcos, tsin, trad):
                 s[5, i] = st[L_N + j]
                 s[6, i] = st[L_R2 + j]
                 owner[j] = -1
+            while nxt < ns and (
+                abs(s[0, nxt]) + abs(s[1, nxt]) + abs(s[2, nxt]) + abs(s[3, nxt]) > LANE_MAX_START
+            ):  # a far-out start (a record with a huge view): one orbit at a time
+                n, _, dmin, r2 = _orbit(
+                    s[0, nxt],
+                    s[1, nxt],
+                    s[2, nxt],
+                    s[3, nxt],
+                    kind,
+                    power,
+                    max_iter,
+                    shape,
+                    tx,
+                    ty,
+                    tcos,
+                    tsin,
+                    trad,
+                )
+                s[4, nxt], s[5, nxt], s[6, nxt] = dmin, n, r2
+                nxt += 1
             if nxt < ns:  # refill the lane with the next sample
                 zr, zi = s[0, nxt], s[1, nxt]
                 st[L_ZR + j], st[L_ZI + j], st[L_CR + j], st[L_CI + j] = (
