@@ -129,21 +129,26 @@ def resolve_ipmix(
     raise TypeError(f"ipmix must be an IPMixConfig, a preset name or None, got {ipmix!r}")
 
 
-def resolve_bank(fractals: Any, cfg: IPMixConfig) -> np.ndarray:
+def resolve_bank(
+    fractals: Any, cfg: IPMixConfig, cache_dir: str | os.PathLike | None = None
+) -> np.ndarray:
     """The fractal bank: uint8 ``[N, F, F, 3]`` (F >= S), C-contiguous.
 
     ``fractals``: a uint8 array, a path to a ``fractal_store`` file (loaded at
-    ``cfg.fractal_size``), or an object with ``load_bank(size=...)``.
+    ``cfg.fractal_size``), or an object with ``load_bank(size=...)``. ``cache_dir``: keep a
+    verified raw copy of a store's decoded bank there (:mod:`fractal_store.bank_cache`):
+    the first run decodes and writes it, later runs read it ~10x faster.
     """
     if fractals is None:
         raise ValueError("IPMix needs fractals=: a fractal store path or a uint8 bank")
+    cache = {} if cache_dir is None else {"cache_dir": cache_dir}
     if isinstance(fractals, (str, os.PathLike)):
         import fractal_store
 
         with fractal_store.open(fractals) as store:
-            fractals = store.load_bank(size=cfg.fractal_size)
+            fractals = store.load_bank(size=cfg.fractal_size, **cache)
     elif hasattr(fractals, "load_bank"):
-        fractals = fractals.load_bank(size=cfg.fractal_size)
+        fractals = fractals.load_bank(size=cfg.fractal_size, **cache)
     bank = np.asarray(fractals)
     s = cfg.image_size
     if (
@@ -208,6 +213,7 @@ def build_loader(
     order: str = "random",
     os_cache: bool = True,
     crop_scale: tuple[float, float] = SCALE,
+    bank_cache: str | os.PathLike | None = None,
 ) -> Loader:
     """A train or val loader that yields the batch contract of this module's docstring.
 
@@ -229,12 +235,14 @@ def build_loader(
         crop_scale: train crop area range as fractions of the image, ``(lo, hi)`` with
             ``0 < lo <= hi <= 1`` (torchvision's ``RandomResizedCrop(scale=)``; small
             images such as 32 px sets train better with ``(0.35, 1)`` or more).
+        bank_cache: a directory for a verified raw copy of the decoded fractal bank (first
+            run: decode and write; later runs: ~10x faster loads; a damaged copy is rebuilt).
     """
     if pipeline not in PIPELINES:
         raise ValueError(f"pipeline must be one of {PIPELINES}, got {pipeline!r}")
     cfg = resolve_ipmix(ipmix, image_size=image_size, jsd=jsd and train)
     augment = cfg if train else None  # val never augments; it keeps cfg's mean/std
-    bank = resolve_bank(fractals, augment) if augment is not None else None
+    bank = resolve_bank(fractals, augment, bank_cache) if augment is not None else None
     opts = LoaderOptions(
         train=train,
         batch_size=batch_size,

@@ -163,3 +163,22 @@ def test_crop_scale_whole_image_is_the_file(plain, folder):
     assert np.array_equal(got, np.stack(want))
     default = _cat(plain["e0"]).permute(0, 2, 3, 1).numpy()
     assert np.abs(default.astype(int) - got).mean() > 5
+
+
+def test_bank_cache_from_a_store(folder, tmp_path):
+    """``bank_cache=``: the first loader decodes the store and writes a verified raw copy,
+    the next one reads that copy; both give the same bytes as a loader without the cache."""
+    import fractal_store
+
+    store = tmp_path / "fractals.zip"
+    fractal_store.build_store(store, count=3, size=48, seed=1, workers=1, progress=False)
+    cache = tmp_path / "bank-cache"
+    kw = dict(ipmix="cifar", fractals=str(store))
+    want = _cat(_epoch(_loader(folder, **kw)))
+    first = _cat(_epoch(_loader(folder, bank_cache=cache, **kw)))
+    files = sorted(p.suffix for p in cache.iterdir())
+    assert files == [".json", ".npy"], files
+    stamp = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
+    again = _cat(_epoch(_loader(folder, bank_cache=cache, **kw)))
+    assert {p.name: p.stat().st_mtime_ns for p in cache.iterdir()} == stamp  # read, not rebuilt
+    assert torch.equal(first, want) and torch.equal(again, want)

@@ -121,8 +121,8 @@ def test_recipes_load_and_flags_override() -> None:
     assert not fast.use_jsd and not fast.wd_on_bn_bias and fast.label_smoothing == 0.1
     assert (fast.train_size(0), fast.train_size(fast.epochs - 1)) == (160, 192)
     assert fast.crop_scale == (0.08, 1.0)
-    cfg = parse_config(["--crop-scale", "0.35", "1"])
-    assert cfg.crop_scale == (0.35, 1.0)
+    cfg = parse_config(["--crop-scale", "0.35", "1", "--bank-cache", "banks"])
+    assert cfg.crop_scale == (0.35, 1.0) and cfg.bank_cache == "banks"
     for bad in ([0.5, 0.2], [0.0, 1.0], [0.5], "0.5", [True, 1.0]):
         with pytest.raises(ConfigError, match="crop_scale"):
             make_config(crop_scale=bad)

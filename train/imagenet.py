@@ -87,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-data", help=".beton (ffcv) or ImageFolder directory (torch, dali)")
     p.add_argument("--val-data", help=".beton (ffcv) or ImageFolder directory (torch, dali)")
     p.add_argument("--fractals", help="fractal store (tools/build_fractals.py): IPMix on")
+    p.add_argument(
+        "--bank-cache",
+        metavar="DIR",
+        help="keep a verified raw copy of the decoded fractal bank in DIR: later starts "
+        "load it ~10x faster than decoding the store",
+    )
     p.add_argument("--ipmix-preset", choices=("imagenet", "cifar", "none"))
     p.add_argument("--jsd", action=argparse.BooleanOptionalAction, help="JSD views and loss")
     p.add_argument("--jsd-lambda", type=float, help="weight of the JSD term (preset: 12)")
@@ -236,6 +242,7 @@ class Loaders:
             world_size=self.env.world_size,
             output="uint8",
             crop_scale=self.cfg.crop_scale,
+            bank_cache=self.cfg.bank_cache,
         )
 
     def train_loader(self, epoch: int, classes: int) -> Any:
