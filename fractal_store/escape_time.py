@@ -21,12 +21,12 @@ give bit-identical pixels; the serial one is meant for thread pools that render 
 images at once. Output: uint8 ``[size, size, 3]``, RGB, C-contiguous.
 
 Speed (``benchmarks/bench_fractals.py``): one core renders a 256 px, 2x2-antialiased
-image ~4-6x faster than the vectorised NumPy version in :mod:`fractal_store.reference`,
+image ~5-7x faster than the vectorised NumPy version in :mod:`fractal_store.reference`,
 with the same pixels. Most of the time is in the orbit loop: the orbits run in 16 lanes,
 a few steps at a time, in a branch-free loop that LLVM turns into SIMD code, with one
 inlined copy per trap shape and multibrot power (:func:`_lane_steps`; 1.45x the one-orbit
 loop for z^2 + c, 1.6x the four-orbit loop for z^p + c, bit-identical). The price is
-compile time: ~70 s for all the renderers on the first call, cached after that.
+compile time: ~85 s for all the renderers on the first call, cached after that.
 ``fastmath`` was measured and did not pay on the development CPU (AMD Zen 1, 128-bit FP
 units); float32 orbits were not used as they would change pixels (orbits near the set's
 boundary are chaotic).
@@ -264,6 +264,15 @@ def _lane_steps(st, kind, power, shape, nsteps, clamp, fmax, tx, ty, tcos, tsin,
 
 
 @njit(cache=True, nogil=True)
+def _orbit_at(s, i, kind, power, max_iter, shape, tx, ty, tcos, tsin, trad):
+    """:func:`_orbit` of sample ``i`` of the row scratch ``s`` (rows 0-3 in, rows 4-6 out)."""
+    n, _, dmin, r2 = _orbit(
+        s[0, i], s[1, i], s[2, i], s[3, i], kind, power, max_iter, shape, tx, ty, tcos, tsin, trad
+    )
+    s[4, i], s[5, i], s[6, i] = dmin, n, r2
+
+
+@njit(cache=True, nogil=True)
 def _lane_orbits(s, ns, kind, power, max_iter, shape, tx, ty, tcos, tsin, trad):
     """:func:`_orbit` for samples ``0 .. ns-1`` of the row scratch ``s`` (rows 0-3 in,
     rows 4-6 out), through :func:`_lane_steps`: kinds 0 and 1, and kind 2 with a power in
@@ -271,9 +280,7 @@ def _lane_orbits(s, ns, kind, power, max_iter, shape, tx, ty, tcos, tsin, trad):
     bit-identical results."""
     if max_iter <= 0:
         for i in range(ns):
-            zr, zi = s[0, i], s[1, i]
-            s[4, i] = 1.0e15 if shape == 0 else 1.0e30  # as _orbit: sqrt of the point trap's
-            s[5, i], s[6, i] = 0.0, zr * zr + zi * zi
+            _orbit_at(s, i, kind, power, max_iter, shape, tx, ty, tcos, tsin, trad)
         return
     st = np.zeros(8 * LANES)
     owner = np.full(LANES, -1, np.int64)
@@ -295,22 +302,7 @@ def _lane_orbits(s, ns, kind, power, max_iter, shape, tx, ty, tcos, tsin, trad):
             while nxt < ns and (
                 abs(s[0, nxt]) + abs(s[1, nxt]) + abs(s[2, nxt]) + abs(s[3, nxt]) > LANE_MAX_START
             ):  # a far-out start (a record with a huge view): one orbit at a time
-                n, _, dmin, r2 = _orbit(
-                    s[0, nxt],
-                    s[1, nxt],
-                    s[2, nxt],
-                    s[3, nxt],
-                    kind,
-                    power,
-                    max_iter,
-                    shape,
-                    tx,
-                    ty,
-                    tcos,
-                    tsin,
-                    trad,
-                )
-                s[4, nxt], s[5, nxt], s[6, nxt] = dmin, n, r2
+                _orbit_at(s, nxt, kind, power, max_iter, shape, tx, ty, tcos, tsin, trad)
                 nxt += 1
             if nxt < ns:  # refill the lane with the next sample
                 zr, zi = s[0, nxt], s[1, nxt]
@@ -336,49 +328,38 @@ def _lane_orbits(s, ns, kind, power, max_iter, shape, tx, ty, tcos, tsin, trad):
 # One inlined copy of _lane_steps per trap shape (and multibrot power), so that each lane
 # loop is straight-line code that LLVM can vectorise.
 @njit(cache=True, nogil=True, inline="always")
-def _sq_lane_block(st, kind, shape, fmax, tx, ty, tcos, tsin, trad):
-    n, c = LANE_STEPS, LANE_CLAMP
+def _lane_shapes(st, kind, power, shape, nsteps, clamp, fmax, tx, ty, tcos, tsin, trad):
+    """:func:`_lane_steps` with ``shape`` made a constant (the others pass through)."""
     if shape == 0:
-        _lane_steps(st, kind, 2, 0, n, c, fmax, tx, ty, tcos, tsin, trad)
+        _lane_steps(st, kind, power, 0, nsteps, clamp, fmax, tx, ty, tcos, tsin, trad)
     elif shape == 1:
-        _lane_steps(st, kind, 2, 1, n, c, fmax, tx, ty, tcos, tsin, trad)
+        _lane_steps(st, kind, power, 1, nsteps, clamp, fmax, tx, ty, tcos, tsin, trad)
     elif shape == 2:
-        _lane_steps(st, kind, 2, 2, n, c, fmax, tx, ty, tcos, tsin, trad)
+        _lane_steps(st, kind, power, 2, nsteps, clamp, fmax, tx, ty, tcos, tsin, trad)
     elif shape == 3:
-        _lane_steps(st, kind, 2, 3, n, c, fmax, tx, ty, tcos, tsin, trad)
+        _lane_steps(st, kind, power, 3, nsteps, clamp, fmax, tx, ty, tcos, tsin, trad)
     elif shape == 4:
-        _lane_steps(st, kind, 2, 4, n, c, fmax, tx, ty, tcos, tsin, trad)
+        _lane_steps(st, kind, power, 4, nsteps, clamp, fmax, tx, ty, tcos, tsin, trad)
     else:
-        _lane_steps(st, kind, 2, 5, n, c, fmax, tx, ty, tcos, tsin, trad)
+        _lane_steps(st, kind, power, 5, nsteps, clamp, fmax, tx, ty, tcos, tsin, trad)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _pow_lane_shapes(st, power, shape, fmax, tx, ty, tcos, tsin, trad):
-    n, c = POW_LANE_STEPS, POW_LANE_CLAMP
-    if shape == 0:
-        _lane_steps(st, 2, power, 0, n, c, fmax, tx, ty, tcos, tsin, trad)
-    elif shape == 1:
-        _lane_steps(st, 2, power, 1, n, c, fmax, tx, ty, tcos, tsin, trad)
-    elif shape == 2:
-        _lane_steps(st, 2, power, 2, n, c, fmax, tx, ty, tcos, tsin, trad)
-    elif shape == 3:
-        _lane_steps(st, 2, power, 3, n, c, fmax, tx, ty, tcos, tsin, trad)
-    elif shape == 4:
-        _lane_steps(st, 2, power, 4, n, c, fmax, tx, ty, tcos, tsin, trad)
-    else:
-        _lane_steps(st, 2, power, 5, n, c, fmax, tx, ty, tcos, tsin, trad)
+def _sq_lane_block(st, kind, shape, fmax, tx, ty, tcos, tsin, trad):
+    _lane_shapes(st, kind, 2, shape, LANE_STEPS, LANE_CLAMP, fmax, tx, ty, tcos, tsin, trad)
 
 
 @njit(cache=True, nogil=True)
 def _pow_lane_block(st, power, shape, fmax, tx, ty, tcos, tsin, trad):
+    n, c = POW_LANE_STEPS, POW_LANE_CLAMP
     if power == 3:
-        _pow_lane_shapes(st, 3, shape, fmax, tx, ty, tcos, tsin, trad)
+        _lane_shapes(st, 2, 3, shape, n, c, fmax, tx, ty, tcos, tsin, trad)
     elif power == 4:
-        _pow_lane_shapes(st, 4, shape, fmax, tx, ty, tcos, tsin, trad)
+        _lane_shapes(st, 2, 4, shape, n, c, fmax, tx, ty, tcos, tsin, trad)
     elif power == 5:
-        _pow_lane_shapes(st, 5, shape, fmax, tx, ty, tcos, tsin, trad)
+        _lane_shapes(st, 2, 5, shape, n, c, fmax, tx, ty, tcos, tsin, trad)
     else:
-        _pow_lane_shapes(st, 6, shape, fmax, tx, ty, tcos, tsin, trad)
+        _lane_shapes(st, 2, 6, shape, n, c, fmax, tx, ty, tcos, tsin, trad)
 
 
 @njit(cache=True, nogil=True)
