@@ -161,6 +161,9 @@ def test_bad_arguments_give_clear_errors(demo, tmp_path: Path, capsys) -> None:
     assert "--fractals" in err
     err = _error([*argv, "--fractals", str(tmp_path / "none.zip")], capsys)
     assert "none.zip" in err
+    (tmp_path / "cache_file").write_text("x")
+    err = _error([*argv, "--bank-cache", str(tmp_path / "cache_file")], capsys)
+    assert "cache_file" in err and "not a directory" in err
     err = _error([*argv, "--jsd"], capsys)
     assert "--jsd" in err
     err = _error([*argv, "--arch", "resnet_nope", "--device", "cpu"], capsys)
