@@ -342,12 +342,16 @@ def _apply_k(
     out_u8,
     out_f32,
     as_float,
+    view_major,
     scr_u8,
     scr_acc,
     scr_lut,
     scr_box,
     mask_table,
 ):
+    """Views of ``images`` [B, S, S, 3] into ``out_u8`` or ``out_f32`` (``as_float``), laid
+    out [B, V, S, S, 3], or [V, B, S, S, 3] with ``view_major``: each view is then one
+    contiguous NHWC batch, i.e. a channels-last NCHW tensor without a copy."""
     n, v_ipmix = recs.shape[0], recs.shape[1]
     nv = v_ipmix + clean_first
     for j in prange(n * nv):
@@ -369,9 +373,11 @@ def _apply_k(
                 mask_table,
             )
         if as_float:
-            _write_out(images[b], acc, scr_box[tid], nrect, out_u8[0, 0], out_f32[b, v], True)
+            o32 = out_f32[v, b] if view_major else out_f32[b, v]
+            _write_out(images[b], acc, scr_box[tid], nrect, out_u8[0, 0], o32, True)
         else:
-            _write_out(images[b], acc, scr_box[tid], nrect, out_u8[b, v], out_f32[0, 0], False)
+            o8 = out_u8[v, b] if view_major else out_u8[b, v]
+            _write_out(images[b], acc, scr_box[tid], nrect, o8, out_f32[0, 0], False)
 
 
 _SCRATCH: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}
@@ -482,6 +488,7 @@ def ipmix_apply(
         dummy_u8 if as_float else out,
         out if as_float else dummy_f32,
         as_float,
+        False,
         *_scratch(s),
     )
     return out

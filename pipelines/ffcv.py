@@ -6,12 +6,14 @@ Train image pipeline (the ffcv-imagenet one, with IPMix inserted)::
     KeyedRandomHorizontalFlip()             compiled, parallel over the batch
     IPMixOp(bank, cfg)                      only with IPMix: one Python call per batch into
                                             the batch-parallel Numba kernels of ipmix_ops
-    ToTensor(), ToDevice(device), ToTorchImage(channels_last=True)   (JSD: no ToTorchImage)
+    ToTensor(), ToDevice(device), ToTorchImage(channels_last=True)   (JSD: no ToTorchImage;
+                                            CPU: no ToDevice, the batch is already there)
 
 Val: FFCV's ``CenterCropRGBImageDecoder((S, S), ratio=224/256)``, ``ToTensor``,
 ``ToDevice``, ``ToTorchImage``. Labels: ``IntDecoder``, ``ToTensor``, ``Squeeze(1)``,
 ``ToDevice``. uint8 is moved to the device; normalisation (``output="float"``) and the
-split of JSD views happen there (:class:`pipelines.loader.Finisher`).
+split of JSD views happen there (:class:`pipelines.loader.Finisher`; the IPMix op writes the
+JSD views view-major, so the split copies nothing).
 
 Design choice for IPMix inside FFCV: a non-jitted FFCV op placed after the compiled crop and
 flip and before ``ToTensor`` (see :mod:`pipelines.ffcv_ops`). FFCV supports such ops (its
@@ -85,9 +87,15 @@ class ShardOrder(TraversalOrder):
         return self.indices[np.fromiter(iter(self.sampler), np.int64)]
 
 
+def to_device(device: torch.device) -> list[Operation]:
+    """FFCV's ``ToDevice``, or nothing for the CPU: there it would only copy every batch
+    into a second CPU buffer (the batch already lives in the loader's ring buffer)."""
+    return [] if device.type == "cpu" else [ToDevice(device, non_blocking=True)]
+
+
 def label_pipeline(device: torch.device) -> list[Operation]:
     """Labels: int64 ``[B]`` on ``device``."""
-    return [IntDecoder(), ToTensor(), Squeeze(1), ToDevice(device, non_blocking=True)]
+    return [IntDecoder(), ToTensor(), Squeeze(1), *to_device(device)]
 
 
 def train_pipeline(
@@ -104,7 +112,7 @@ def train_pipeline(
     ]
     if cfg is not None:
         ops.append(IPMixOp(bank, cfg, opts.seed, cell))
-    ops += [ToTensor(), ToDevice(opts.device, non_blocking=True)]
+    ops += [ToTensor(), *to_device(opts.device)]
     if cfg is None or cfg.views == 1:
         ops.append(ToTorchImage(channels_last=True, convert_back_int16=False))
     return ops
@@ -116,7 +124,7 @@ def val_pipeline(opts: LoaderOptions) -> list[Operation]:
     return [
         CenterCropRGBImageDecoder((s, s), ratio=DEFAULT_CROP_RATIO),
         ToTensor(),
-        ToDevice(opts.device, non_blocking=True),
+        *to_device(opts.device),
         ToTorchImage(channels_last=True, convert_back_int16=False),
     ]
 
@@ -192,4 +200,5 @@ def make_loader(
             pipelines={"image": image, "label": label_pipeline(opts.device)},
         )
     ipmix = next((op for op in image if isinstance(op, IPMixOp)), None)
-    return FFCVLoader(loader, cell, Finisher(opts.output, opts.mean, opts.std), ipmix)
+    finish = Finisher(opts.output, opts.mean, opts.std, view_major=ipmix is not None)
+    return FFCVLoader(loader, cell, finish, ipmix)

@@ -168,10 +168,20 @@ def resolve_bank(
 
 class Finisher:
     """The device-side end of every backend: views to NCHW channels-last, optional
-    normalisation. Input: uint8 ``[B, V, S, S, 3]`` (NHWC per view) or an NCHW batch."""
+    normalisation. Input: uint8 ``[B, V, S, S, 3]`` (NHWC per view) or an NCHW batch.
 
-    def __init__(self, output: str, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
-        self.output = output
+    ``view_major``: a ``[B, V, S, S, 3]`` input whose memory holds ``[V, B, S, S, 3]`` (the
+    FFCV IPMix op writes JSD views so): every view is then already a contiguous NHWC batch
+    and is handed out as a channels-last view of it, with no copy."""
+
+    def __init__(
+        self,
+        output: str,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        view_major: bool = False,
+    ) -> None:
+        self.output, self.view_major = output, view_major
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
         self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
 
@@ -181,7 +191,11 @@ class Finisher:
         return x.to(torch.float32).sub_(self.mean).div_(self.std)
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[Any, torch.Tensor]:
-        if images.ndim == 5:
+        if images.ndim == 5 and self.view_major:
+            b, v = images.shape[:2]
+            by_view = images.view(v, b, *images.shape[2:])
+            views = [by_view[i].permute(0, 3, 1, 2) for i in range(v)]
+        elif images.ndim == 5:
             v = images.shape[1]
             views = [images[:, i].permute(0, 3, 1, 2) for i in range(v)]
             if v > 1:

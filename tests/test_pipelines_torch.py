@@ -182,3 +182,26 @@ def test_bank_cache_from_a_store(folder, tmp_path):
     again = _cat(_epoch(_loader(folder, bank_cache=cache, **kw)))
     assert {p.name: p.stat().st_mtime_ns for p in cache.iterdir()} == stamp  # read, not rebuilt
     assert torch.equal(first, want) and torch.equal(again, want)
+
+
+@pytest.mark.parametrize("output", ["uint8", "float"])
+def test_finisher_view_major_hands_out_views_without_copies(output):
+    """A [B, V, S, S, 3] batch whose memory is [V, B, S, S, 3] (the FFCV IPMix op's JSD
+    layout): the view-major Finisher gives the same views as the default one on the
+    [B, V, ...] batch, channels-last, and (uint8) as views of the input's memory."""
+    from pipelines.loader import Finisher
+
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    by_view = torch.randint(0, 256, (3, 4, S, S, 3), dtype=torch.uint8)  # [V, B, S, S, 3]
+    labels = torch.arange(4)
+    declared = by_view.view(4, 3, S, S, 3)  # what FFCV hands on: same memory, [B, V] shape
+    got, y = Finisher(output, mean, std, view_major=True)(declared, labels)
+    want, _ = Finisher(output, mean, std)(by_view.permute(1, 0, 2, 3, 4).contiguous(), labels)
+    assert torch.equal(y, labels) and len(got) == len(want) == 3
+    for g, w in zip(got, want):
+        assert g.shape == (4, 3, S, S) and g.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(g, w)
+    if output == "uint8":
+        base = by_view.untyped_storage().data_ptr()
+        assert all(g.untyped_storage().data_ptr() == base for g in got)
+        assert got[1].data_ptr() == by_view[1].data_ptr()
