@@ -97,13 +97,37 @@ def _to_u8(v, wrap):
     return np.uint8(int(np.floor(v + np.float32(0.5))))
 
 
+#: add/multiply boxes with at least this many bytes go through the pair table (its size)
+PAIR_TABLE_MIN = 1 << 16
+
+
 @njit(nogil=True)
-def mix_patch_k(xc, top, left, h, w, src, sy, sx, mop, a, b, p, seed, wrap, lut1, lut2, table):
+def _fill_pair_table(pair, lut1, lut2, add, c, wrap):
+    """``pair[256 p + q]`` = the mixed byte of patch byte p and source byte q."""
+    f255, two = np.float32(255), np.float32(2)
+    for p in range(256):
+        row = pair[256 * p : 256 * p + 256]
+        l1 = lut1[p]
+        if add:
+            for q in range(256):
+                row[q] = _to_u8(f255 * ((l1 + lut2[q]) + c), wrap)
+        else:
+            for q in range(256):
+                row[q] = _to_u8(f255 * ((l1 * lut2[q]) / two), wrap)
+
+
+@njit(nogil=True)
+def mix_patch_k(
+    xc, top, left, h, w, src, sy, sx, mop, a, b, p, seed, wrap, lut1, lut2, pair, table
+):
     """Mix ``xc[top:top+h, left:left+w]`` with ``src[sy:sy+h, sx:sx+w]`` in place.
 
-    ``xc``/``src`` uint8 H×W×3; ``lut1``/``lut2`` float32 [256] scratch; ``table`` the
+    ``xc``/``src`` uint8 H×W×3; ``lut1``/``lut2`` float32 [256] scratch; ``pair`` uint8
+    [65536] scratch (only used for boxes of >= :data:`PAIR_TABLE_MIN` bytes); ``table`` the
     mask table of :func:`ipmix_ops.sampling.mask_table` (layout described there). Rows are
-    processed as flat contiguous runs. add/multiply read per-byte lookup tables; the two
+    processed as flat contiguous runs. add/multiply read per-byte lookup tables; a large box
+    first tabulates all 65536 (patch byte, source byte) results from them (~30 us) and then
+    reads one table byte per byte (bit-identical, ~1.4x faster on a 224 px box). The two
     selection ops are byte masks (``(x1 & m) | (x2 & ~m)``), which vectorise (~8x faster):
     for them ``to_uint8(255 * (v / 255))`` is exactly ``v`` in float32 for every byte ``v``,
     in both overflow modes, so the result is the selected byte itself.
@@ -130,6 +154,14 @@ def mix_patch_k(xc, top, left, h, w, src, sy, sx, mop, a, b, p, seed, wrap, lut1
         return
     t16 = np.uint16(max(thr, 0))
     tmask = (1 << MASK_TABLE_BITS) - 1
+    if (mop == MIX_ADD or mop == MIX_MULTIPLY) and n * h >= PAIR_TABLE_MIN:
+        _fill_pair_table(pair, lut1, lut2, mop == MIX_ADD, c, wrap)
+        for y in range(h):
+            dst = xc[top + y].reshape(-1)[3 * left : 3 * left + n]
+            srow = src[sy + y].reshape(-1)[3 * sx : 3 * sx + n]
+            for i in range(n):
+                dst[i] = pair[(np.uint32(dst[i]) << np.uint32(8)) | np.uint32(srow[i])]
+        return
     for y in range(h):
         dst = xc[top + y].reshape(-1)[3 * left : 3 * left + n]
         srow = src[sy + y].reshape(-1)[3 * sx : 3 * sx + n]

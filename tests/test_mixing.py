@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 
 from ipmix_ops import mix_add, mix_multiply, mix_random_elems, mix_random_pixels, to_uint8
-from ipmix_ops.mixing import mix_patch_k
+from ipmix_ops.mixing import PAIR_TABLE_MIN, mix_patch_k
 from ipmix_ops.optable import MIX_ADD, MIX_MULTIPLY, MIX_RANDOM_ELEMS, MIX_RANDOM_PIXELS
 from ipmix_ops.sampling import bernoulli_mask, mask_table
+
+PT = np.empty(65536, np.uint8)  # the pair-table scratch of mix_patch_k
+TABLE = mask_table()
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +124,7 @@ def test_patch_kernel_equals_numpy_ops(pair, mop, wrap):
             ref = mix_random_elems(x1, x2, bernoulli_mask(seed, p, (h, w, 3)))
         ref = to_uint8(ref, "wrap" if wrap else "clip")
         mix_patch_k(
-            xc, top, left, h, w, pair[1], sy, sx, mop, a, b, p, seed, wrap, lut1, lut2, mask_table()
+            xc, top, left, h, w, pair[1], sy, sx, mop, a, b, p, seed, wrap, lut1, lut2, PT, TABLE
         )
         got = xc[top : top + h, left : left + w]
         mismatch = np.mean(got != ref)
@@ -156,7 +159,7 @@ def test_selection_kernel_edge_probabilities(pair, mop, p):
     xc = pair[0].copy()
     lut1, lut2 = np.empty(256, np.float32), np.empty(256, np.float32)
     mix_patch_k(
-        xc, top, left, h, w, pair[1], sy, sx, mop, 0.0, 0.0, p, 99, True, lut1, lut2, mask_table()
+        xc, top, left, h, w, pair[1], sy, sx, mop, 0.0, 0.0, p, 99, True, lut1, lut2, PT, TABLE
     )
     shape = (h, w, 1 if mop == MIX_RANDOM_PIXELS else 3)
     m = np.broadcast_to(bernoulli_mask(99, p, shape), (h, w, 3))
@@ -166,3 +169,33 @@ def test_selection_kernel_edge_probabilities(pair, mop, p):
         assert np.array_equal(ref, pair[1][sy : sy + h, sx : sx + w])
     if p == 1.0:
         assert np.array_equal(xc, pair[0])
+
+
+@pytest.mark.parametrize("mop", [MIX_ADD, MIX_MULTIPLY])
+@pytest.mark.parametrize("wrap", [True, False])
+def test_large_boxes_pair_table_is_bit_identical(pair, mop, wrap):
+    """Boxes of >= PAIR_TABLE_MIN bytes go through the (patch byte, source byte) table: the
+    same bytes as the per-byte LUT path (the box mixed in strips below the threshold) and
+    the NumPy op's bytes (multiply: pow ulps on <= 0.1%)."""
+    lut1, lut2 = np.empty(256, np.float32), np.empty(256, np.float32)
+    src = np.ascontiguousarray(np.roll(pair[1], (3, 5), (0, 1)))
+    for a, b, top, left, h, w in [(0.7, 0.3, 0, 0, 224, 224), (1.6, -0.7, 9, 20, 150, 201)]:
+        assert 3 * h * w >= PAIR_TABLE_MIN
+        whole, strips = pair[0].copy(), pair[0].copy()
+        mix_patch_k(whole, top, left, h, w, src, top, left, mop, a, b, 0.5, 1, wrap, lut1, lut2,
+                    PT, TABLE)  # fmt: skip
+        for y in range(top, top + h, 16):
+            hs = min(16, top + h - y)
+            assert 3 * hs * w < PAIR_TABLE_MIN
+            mix_patch_k(strips, y, left, hs, w, src, y, left, mop, a, b, 0.5, 1, wrap, lut1,
+                        lut2, PT, TABLE)  # fmt: skip
+        assert np.array_equal(whole, strips), (a, b)
+        x1 = pair[0][top : top + h, left : left + w].astype(np.float32) / 255
+        x2 = src[top : top + h, left : left + w].astype(np.float32) / 255
+        op = mix_add if mop == MIX_ADD else mix_multiply
+        ref = to_uint8(op(x1, x2, a, b), "wrap" if wrap else "clip")
+        got = whole[top : top + h, left : left + w]
+        assert np.mean(got != ref) <= (1e-3 if mop == MIX_MULTIPLY else 0.0)
+        outside = whole.copy()
+        outside[top : top + h, left : left + w] = pair[0][top : top + h, left : left + w]
+        assert np.array_equal(outside, pair[0]), "kernel wrote outside its box"
