@@ -180,11 +180,10 @@ class IPMixOp(Operation):
 
     Output: uint8 ``[B, S, S, 3]`` (one view) or, with ``cfg.jsd``, V = 3 views (view 0 the
     clean crop) declared to FFCV as ``[B, V, S, S, 3]`` but laid out **view-major** in that
-    memory: ``[V, B, S, S, 3]``. Each view is then one contiguous NHWC
-    batch, so the loader hands out channels-last views without copying them (a copy costs
-    about 0.15 ms per sample on the CPU); :class:`pipelines.loader.Finisher` reads the
-    layout back with ``view_major=True``. Keys: ``(seed, epoch, index, view)`` as in
-    ``ipmix_batch``.
+    memory: ``[V, B, S, S, 3]``. Each view is then one contiguous NHWC batch, so the loader
+    hands out channels-last views without copying them (the copies cost 0.16-0.20 ms per
+    sample on the CPU); :class:`pipelines.loader.Finisher` reads the layout back with
+    ``view_major=True``. Keys: ``(seed, epoch, index, view)`` as in ``ipmix_batch``.
     """
 
     def __init__(self, bank: np.ndarray, cfg: IPMixConfig, seed: int, cell: EpochCell) -> None:
