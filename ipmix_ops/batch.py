@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit, prange
 
 from .config import IPMixConfig
-from .mixing import mix_patch_k
+from .mixing import PAIR_TABLE_SIZE, mix_patch_k
 from .ops import apply_op_k
 from .optable import is_identity
 from .sampling import (
@@ -146,8 +146,8 @@ def _patch_chain(
 ):
     """Run a patch chain. ``xc`` equals the chain's result inside its step boxes, which are
     written to ``rects[4*first:]`` as (y0, x0, y1, x1); outside them the chain equals x.
-    ``pair``: uint8 scratch of ``mix_patch_k`` (65536 bytes, or fewer when S is too small
-    for a box to reach ``PAIR_TABLE_MIN``)."""
+    ``pair``: uint8 scratch of ``mix_patch_k`` (``PAIR_TABLE_SIZE`` bytes, or fewer when S
+    is too small for a box to reach ``PAIR_TABLE_MIN``)."""
     for d in range(depth):
         s0 = base + C_STEPS + d * NF
         top, left = int(rec[s0 + S_TOP]), int(rec[s0 + S_LEFT])
@@ -216,7 +216,7 @@ def _one_view(x, bank, rec, icfg, acc, bufs, luts, box, ivs, table):
         w = m * rec[R_W0 + c]
         if int(rec[base + C_KIND]) == KIND_PATCH:
             xc, srcbuf, lut1, lut2 = bufs[0], bufs[2], luts[0], luts[1]
-            pair = bufs[1].reshape(-1)[:65536]  # free while a patch chain runs
+            pair = bufs[1].reshape(-1)[:PAIR_TABLE_SIZE]  # free while a patch chain runs
             first = nrect if nrect >= 0 else 0
             _patch_chain(
                 x,

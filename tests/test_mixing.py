@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from ipmix_ops import mix_add, mix_multiply, mix_random_elems, mix_random_pixels, to_uint8
-from ipmix_ops.mixing import PAIR_TABLE_MIN, mix_patch_k
+from ipmix_ops.mixing import PAIR_TABLE_MIN, PAIR_TABLE_SIZE, mix_patch_k
 from ipmix_ops.optable import MIX_ADD, MIX_MULTIPLY, MIX_RANDOM_ELEMS, MIX_RANDOM_PIXELS
 from ipmix_ops.sampling import bernoulli_mask, mask_table
 
-PT = np.empty(65536, np.uint8)  # the pair-table scratch of mix_patch_k
+PT = np.empty(PAIR_TABLE_SIZE, np.uint8)  # the pair-table scratch of mix_patch_k
 TABLE = mask_table()
 
 

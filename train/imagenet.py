@@ -165,9 +165,9 @@ def check_data(cfg: TrainConfig) -> None:
         )
     if cfg.fractals is not None and not Path(cfg.fractals).is_file():
         raise ConfigError(f"--fractals {cfg.fractals}: no such fractal store file")
-    if cfg.bank_cache is not None and os.path.exists(cfg.bank_cache):
-        if not os.path.isdir(cfg.bank_cache):
-            raise ConfigError(f"--bank-cache {cfg.bank_cache}: exists and is not a directory")
+    cache = cfg.bank_cache
+    if cache is not None and os.path.exists(cache) and not os.path.isdir(cache):
+        raise ConfigError(f"--bank-cache {cache}: exists and is not a directory")
     needs = [("--train-data", cfg.train_data)] if not cfg.synthetic else []
     if cfg.val_data is not None or not cfg.synthetic:
         needs.append(("--val-data", cfg.val_data))
