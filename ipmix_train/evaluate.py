@@ -14,7 +14,7 @@ resized whole with ``--no-crop`` (the default of checkpoints whose ``eval`` entr
 ``val_crop: false``, such as the robustness experiment's 32 px models).
 
 Reported: top-1/top-5 error (%) and RMS calibration error (%; adaptive bins of 100 samples
-sorted by confidence, :func:`train.metrics.calibration_rms`) on the clean set, and per
+sorted by confidence, :func:`ipmix_train.metrics.calibration_rms`) on the clean set, and per
 corruption and severity; the mean corruption error (the plain mean of the corrupted top-1
 errors) and the mCE (each corruption's error summed over severities divided by AlexNet's,
 averaged over the 15 ImageNet-C corruptions, in %; meaningful for ImageNet only).
@@ -23,7 +23,7 @@ Corrupted data: ``--imagenet-c DIR`` reads the benchmark's ``DIR/<corruption>/<s
 <class>/*`` (already centre crops: only resized to the input size). Otherwise
 ``--corrupt-on-the-fly`` applies the 15 corruptions x 5 severities to the preprocessed val
 images with ``imagecorruptions`` and caches the result (``--cache-dir``; see
-:mod:`train.corruptions`). Outputs: a table on stdout, ``--out`` JSON and a PNG plot next
+:mod:`ipmix_train.corruptions`). Outputs: a table on stdout, ``--out`` JSON and a PNG plot next
 to it (error vs severity per corruption). Exit status: 0 done, 2 bad input.
 """
 
@@ -37,17 +37,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as a script
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from pipelines.folder import IMG_EXTENSIONS  # noqa: E402
-from train.checkpoint import CheckpointError, load_checkpoint, write_text_atomic  # noqa: E402
-from train.corruptions import (  # noqa: E402
+from ipmix_train.checkpoint import CheckpointError, load_checkpoint, write_text_atomic
+from ipmix_train.corruptions import (
     ALEXNET_ERR,
     CORRUPTIONS,
     SEVERITIES,
@@ -55,7 +51,8 @@ from train.corruptions import (  # noqa: E402
     find_imagenet_c,
     load_variant,
 )
-from train.metrics import calibration_rms, topk_correct  # noqa: E402
+from ipmix_train.metrics import calibration_rms, topk_correct
+from pipelines.datasets.folder import IMG_EXTENSIONS
 
 CROP_RATIO = 224 / 256
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ipmix-corrupt"
@@ -72,7 +69,7 @@ def load_model(
     ``(model, info)``, ``info`` with ``arch``, ``num_classes``, ``image_size``, ``mean``,
     ``std`` and ``path``. Raises :class:`CheckpointError` naming the file and the problem.
     """
-    from train.models import build_model
+    from ipmix_train.models import build_model
 
     path = Path(checkpoint)
     if path.is_dir():
@@ -120,8 +117,7 @@ def _normalisation(state: dict[str, Any], cfg: dict[str, Any]) -> tuple[tuple, t
     from ipmix_ops.config import IMAGENET_MEAN, IMAGENET_STD
 
     try:
-        from train.config import make_config
-        from train.imagenet import ipmix_config
+        from ipmix_train.config import ipmix_config, make_config
 
         ipmix = ipmix_config(make_config(cfg))
     except (ValueError, TypeError):  # not a train/imagenet.py config

@@ -1,4 +1,4 @@
-"""Native DALI forms of the IPMix image and mixing ops (:mod:`pipelines.dali_ops`) against
+"""Native DALI forms of the IPMix image and mixing ops (:mod:`pipelines.dali.ops`) against
 the ``ipmix_ops`` kernels on real photos, with parameters fed from outside.
 
 Exact where DALI-NOTES says exact; the warps (rotate, shear) within the spec's tolerance
