@@ -1,6 +1,7 @@
 """The native IPMix DALI graph (:mod:`pipelines.dali.graph`) on the CPU: the graph's op
-forms against the ``ipmix_ops`` kernels, its own sampling against the spec's distributions,
-end-to-end runs, and the loader hook (``ipmix_impl``). Tiny batches (64 px): ~1 min.
+forms against the ``ipmix_ops`` kernels, its own sampling against the distributions of
+docs/algorithm.md, end-to-end runs, and the loader hook (``ipmix_impl``). Tiny batches
+(64 px): ~1 min.
 """
 
 from __future__ import annotations

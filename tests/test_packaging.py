@@ -227,3 +227,32 @@ def test_scripts_run_with_the_shipped_packages_only(script, tmp_path):
     )
     assert res.returncode == 0, f"{script} --help: {res.stderr[-2000:]}"
     assert "usage:" in res.stdout.lower(), res.stdout[:500]
+
+
+def _tracked_text_files() -> list[Path]:
+    out = subprocess.run(
+        ["git", "ls-files", "*.py", "*.md", "*.yaml", "*.toml", "Makefile", "*.sh"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return [ROOT / f for f in out if (ROOT / f).is_file()]
+
+
+def test_docs_cite_the_repository_only():
+    """Code and docs cite the repository's own docs (docs/algorithm.md, docs/architecture.md),
+    never notes outside it; every ``docs/algorithm.md §N`` names a section that exists."""
+    outside = re.compile(r"/shared/|SPEC-IPMIX|PERF-NOTES|DALI-NOTES|GPU-NOTES|ARCHITECTURE\.md")
+    sections = set(re.findall(r"^## §(\d+) ", (ROOT / "docs" / "algorithm.md").read_text(), re.M))
+    assert sections == {str(i) for i in range(1, 9)}, sections
+    me = Path(__file__).resolve()
+    for f in _tracked_text_files():
+        if f.resolve() == me:
+            continue
+        text = f.read_text(errors="replace")
+        hit = outside.search(text)
+        assert not hit, f"{f.relative_to(ROOT)} cites {hit.group(0)!r} outside the repository"
+        assert not re.search(r"\bspec §", text), f"{f.relative_to(ROOT)}: cite docs/algorithm.md"
+        for n in re.findall(r"docs/algorithm\.md §(\d+)", text):
+            assert n in sections, f"{f.relative_to(ROOT)} cites docs/algorithm.md §{n}"

@@ -273,5 +273,5 @@ def test_native_mixing_equals_ipmix_ops(photos64, op):
         ]
     )
     diff = out != ref
-    # add is exact; multiply: pow ulps may flip a few low bytes (DALI-NOTES)
+    # add is exact; multiply: pow ulps may flip a few low bytes (docs/architecture.md, DALI forms)
     assert diff.mean() <= (0 if op == "add" else 1e-3), diff.mean()

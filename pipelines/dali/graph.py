@@ -19,12 +19,12 @@ in JSD mode (both views share the sample's fractal, independent randomness) or `
 Fractal source. :class:`FractalCrops` is the ``fn.external_source`` callback: per sample a
 uniform fractal index and a uniform ``S x S`` crop position in the ``F x F`` bank picture,
 drawn on the host from a NumPy generator seeded with the loader's ``(seed, epoch, rank)``
-(spec §8: one fractal per sample, shared by all chains and views). Only the crops (not the
-bank) are copied per batch.
+(docs/algorithm.md §8: one fractal per sample, shared by all chains and views). Only the crops
+(not the bank) are copied per batch.
 
-Sampling (:func:`sample_params`, spec §1, §4). All random choices of a view are drawn up
-front, vectorised over chains ``k`` and steps ``t`` (hoisted out of the conditionals: a DALI
-operator costs ~0.2 ms per batch however small its input):
+Sampling (:func:`sample_params`, docs/algorithm.md §1, §4). All random choices of a view are
+drawn up front, vectorised over chains ``k`` and steps ``t`` (hoisted out of the conditionals:
+a DALI operator costs ~0.2 ms per batch however small its input):
 
 =================  ==========================================================================
 weights ``w``      Dirichlet(1, ..., 1) as normalised Exp(1) = Gamma(1) draws,
@@ -49,12 +49,13 @@ mask probability   ``U[0, 1)``; the masks themselves are drawn in the step
 
 Randomness comes from DALI's generators (the pipeline seed), not from the
 ``(seed, epoch, index, view)`` keys of :mod:`ipmix_ops.sampling`: the graph realises the same
-distributions, not the same draws (spec §5 allows this for backends with their own RNG).
+distributions, not the same draws (docs/algorithm.md §5 allows this for backends with their
+own RNG).
 Parameters can be fed from outside (``params=``, same names and shapes); the op forms are
 tested against the kernels that way, but a whole-view comparison with
 :func:`ipmix_ops.ipmix_apply` on a converted record is not written yet.
 
-Graph (spec §1). Per chain: ``xc = x``; for each step ``d < t``:
+Graph (docs/algorithm.md §1). Per chain: ``xc = x``; for each step ``d < t``:
 ``if depth > d`` (omitted for ``d < depth_min``) -> ``if kind == patch``: P-step else image
 op -> ``if/elif`` over the op *classes* (:data:`OP_CLASS`: one ``fn.warp_affine`` with a
 per-sample Pillow matrix serves rotate/shear/translate/mirror, one bitwise expression
@@ -65,7 +66,7 @@ ORIGINAL x) -> ``fn.slice`` both images at the box -> ``if/elif`` over the 4 mix
 (add/multiply in float32 then :func:`pipelines.dali.ops.to_u8` by ``cfg.overflow``: the
 authors' wrap or PixMix's clip; random pixels/elements as a uint8 select with a
 Bernoulli mask) -> ``fn.multi_paste`` of the patch onto ``xc``. Then
-``out = (1 - m) x + m sum_i w_i xc_i`` in float32, rounded half up to uint8 (spec §6).
+``out = (1 - m) x + m sum_i w_i xc_i`` in float32, rounded half up to uint8 (docs/algorithm.md §6).
 
 Op mapping (details and exactness in :mod:`pipelines.dali.ops`):
 
@@ -347,7 +348,7 @@ def _step_q(p: dict[str, Any], pre: str, c: int, d: int) -> dict[str, Any]:
 
 
 def patch_step(xc: Any, x: Any, f: Any, p: dict[str, Any], c: int, d: int, cfg: IPMixConfig) -> Any:
-    """One P-step on the chain image ``xc`` (spec §1) with step ``(c, d)`` of ``p``."""
+    """One P-step on the chain image ``xc`` (docs/algorithm.md §1) with step ``(c, d)`` of ``p``."""
     s = cfg.image_size
     if cfg.patch_source == "mixed":
         if p["src_fractal"][c, d] == 1:
