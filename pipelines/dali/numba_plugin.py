@@ -157,7 +157,7 @@ _DEPENDENCIES = ("ipmix_ops", "pipelines/keyed.py")
 def _drop_stale_cache(py_func: Any) -> None:
     """Numba's disk cache only checks the function's own file: drop the cached ``py_func``
     when a source file of the kernels it calls (``ipmix_ops``) changed since it was saved."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     h = hashlib.sha256()
     for dep in _DEPENDENCIES:
         for f in sorted((root / dep).rglob("*.py")) if (root / dep).is_dir() else [root / dep]:
