@@ -256,3 +256,55 @@ def test_docs_cite_the_repository_only():
         assert not re.search(r"\bspec §", text), f"{f.relative_to(ROOT)}: cite docs/algorithm.md"
         for n in re.findall(r"docs/algorithm\.md §(\d+)", text):
             assert n in sections, f"{f.relative_to(ROOT)} cites docs/algorithm.md §{n}"
+
+
+def _module_file(name: str) -> Path | None:
+    p = ROOT.joinpath(*name.split("."))
+    for f in (p.with_suffix(".py"), p / "__init__.py"):
+        if f.is_file():
+            return f
+    return None
+
+
+def _public_names(init: Path) -> set[str]:
+    """Names a package's ``__init__`` defines, imports or lists in ``__all__``."""
+    names = set()
+    for node in ast.parse(init.read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    names.add(target.id)
+                    if target.id == "__all__" and isinstance(node.value, (ast.List, ast.Tuple)):
+                        names.update(e.value for e in node.value.elts)
+    return names
+
+
+def test_every_import_of_the_project_resolves_in_this_checkout():
+    """Each import of a project module names a module of this checkout (a stale install
+    elsewhere must not satisfy an import of a module that moved)."""
+    tops = (*LIBRARIES, "train", "tools", "benchmarks")
+    bad = []
+    for f in _tracked_text_files():
+        if f.suffix != ".py":
+            continue
+        for node in ast.walk(ast.parse(f.read_text(), str(f))):
+            if isinstance(node, ast.Import):
+                mods = [(a.name, None) for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                mods = [(node.module, a.name) for a in node.names]
+            else:
+                continue
+            for mod, name in mods:
+                if mod.split(".")[0] not in tops:
+                    continue
+                where = _module_file(mod)
+                if where is None:
+                    bad.append(f"{f.relative_to(ROOT)}:{node.lineno} {mod}")
+                elif name and where.name == "__init__.py" and not _module_file(f"{mod}.{name}"):
+                    if name not in _public_names(where):
+                        bad.append(f"{f.relative_to(ROOT)}:{node.lineno} {mod}.{name}")
+    assert not bad, f"imports that do not resolve here: {bad}"
