@@ -51,6 +51,8 @@ from typing import Any
 import numpy as np
 from nvidia.dali import fn, math, types
 
+from ipmix_ops._ops_geometric import pillow_rotation
+
 
 def _u8(v: int) -> Any:
     return types.Constant(v, dtype=types.UINT8)
@@ -168,9 +170,8 @@ def warp(x: Any, matrix: Any, *, size: int) -> Any:
 def rotate_matrix(deg: Any, *, size: int) -> Any:
     """Per-sample float32 ``[2, 3]``: the matrix ``Image.rotate(deg)`` builds (centre S/2)."""
     a = _f32(deg) * float(-np.pi / 180.0)
-    c, s = math.cos(a), math.sin(a)
-    h = size / 2.0
-    return fn.reshape(fn.stack(c, s, h - c * h - s * h, -s, c, h + s * h - c * h), shape=[2, 3])
+    m = pillow_rotation(math.cos(a), math.sin(a), size / 2.0, size / 2.0)
+    return fn.reshape(fn.stack(*m), shape=[2, 3])
 
 
 def rotate(x: Any, deg: Any, *, size: int) -> Any:
