@@ -47,7 +47,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._ops_geometric import rotate_matrix
+from ._ops_geometric import _copy_box, rotate_matrix
 from .optable import N_ALL_OPS, OP_ID, OP_NAMES, OPS, apply_op_k
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
     "apply_op",
     "apply_op_k",
     "check_image",
+    "copy_box_k",
     "rotate_matrix",
     *OP_NAMES,
     *(f"{name}_k" for name in OP_NAMES),
@@ -69,6 +70,10 @@ DEFAULT_PARAMS: dict[str, float] = {op.name: op.default_param for op in OPS}
 #: Kernels in op-id order (``KERNELS[op_id]``), for Python-level callers.
 KERNELS = tuple(op.kernel for op in OPS)
 globals().update({f"{op.name}_k": op.kernel for op in OPS})
+
+#: ``copy_box_k(src, dst, y0, x0, h, w)``: ``dst[box] = src[box]`` (the kernels' byte copy,
+#: compiled; uint8 (H, W, 3) C-contiguous arrays).
+copy_box_k = _copy_box
 
 
 # --------------------------------------------------------------------------- Python wrappers
