@@ -39,41 +39,44 @@ def magnitude_constants(mag: Any, image_size: int) -> tuple[int, int, int]:
     return int(m30), int(c10), int(mag.slope)
 
 
+def _function(decorator: str, signature: str, doc: str, body: list[str], tail: str) -> list[str]:
+    return [f"@njit({decorator})", f"def {signature}:", f'    """{doc}"""', *body, tail, "", ""]
+
+
 def dispatcher_source(ops: tuple) -> str:
     """Python source defining the three ``@njit(cache=True)`` dispatchers over ``ops``."""
-    lines = [
-        "@njit(cache=True)",
-        "def op_parameter(op, level, negate, image_size):",
-        '    """Pillow parameter of op ``op`` for ``level`` and sign flip ``negate``',
-        '    (generated from ``OpDef.magnitude``; 0.0 for ops without one)."""',
-        "    sign = -1.0 if negate else 1.0",
-    ]
+    params, identities, kernels = ["    sign = -1.0 if negate else 1.0"], [], []
     for i, op in enumerate(ops):
         if op.magnitude is not None:
-            lines += [
+            params += [
                 f"    if op == {i}:  # {op.name}",
                 f"        return {parameter_expr(op.magnitude)}",
             ]
-    lines += ["    return 0.0", "", ""]
-    lines += [
-        "@njit(cache=True)",
-        "def is_identity(op, param):",
-        '    """True when ``op`` with ``param`` leaves every image unchanged (``OpDef.identity``;',
-        '    the kernels are skipped)."""',
-    ]
-    for i, op in enumerate(ops):
         if op.identity is not None:
-            lines += [f"    if op == {i}:", f"        return _identity_{op.name}(param)"]
-    lines += ["    return False", "", ""]
-    lines += [
-        "@njit(cache=True, nogil=True)",
-        "def apply_op_k(op_id, src, dst, param, y0, x0, h, w):",
-        '    """Run op ``op_id`` on ``src`` into ``dst[y0:y0+h, x0:x0+w]`` (``OpDef.kernel``).',
-        '    Unknown ids leave ``dst`` untouched."""',
-    ]
-    for i, op in enumerate(ops):
-        lines += [
+            identities += [f"    if op == {i}:", f"        return _identity_{op.name}(param)"]
+        kernels += [
             f"    {'if' if i == 0 else 'elif'} op_id == {i}:",
             f"        _kernel_{op.name}(src, dst, param, y0, x0, h, w)",
         ]
-    return "\n".join(lines) + "\n"
+    lines = _function(
+        "cache=True",
+        "op_parameter(op, level, negate, image_size)",
+        "Pillow parameter of ``op`` for ``level`` and sign flip ``negate`` (``OpDef.magnitude``).",
+        params,
+        "    return 0.0",
+    )
+    lines += _function(
+        "cache=True",
+        "is_identity(op, param)",
+        "True when ``op`` with ``param`` leaves every image unchanged (``OpDef.identity``).",
+        identities,
+        "    return False",
+    )
+    lines += _function(
+        "cache=True, nogil=True",
+        "apply_op_k(op_id, src, dst, param, y0, x0, h, w)",
+        "Run op ``op_id`` on ``src`` into ``dst[y0:y0+h, x0:x0+w]``; unknown ids: no-op.",
+        kernels,
+        "    return None",
+    )
+    return "\n".join(lines)

@@ -36,10 +36,31 @@ from .optable import MIX_ADD, MIX_MULTIPLY, op_parameter
 RECORD_HEADER = ("m", "fidx", "fy", "fx")
 #: Chain header fields; its t steps follow (``CHAIN.steps``).
 CHAIN_HEADER = ("kind", "depth")
-#: Step fields (the fields of :class:`Step`): OP is the image op (image chain) or the mixing
-#: op (patch chain).
-STEP_FIELDS = ("op", "param", "size", "src_fractal", "src_op", "src_param", "left", "top",
-               "w", "h", "a", "b", "p", "seed")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Step:
+    """One chain step, and the step layout of a record (its fields in order). Image chains
+    use ``op``/``param`` (``op``: image op id); patch chains the rest (``op``: mixing op)."""
+
+    op: int
+    param: float
+    size: int
+    src_fractal: bool
+    src_op: int
+    src_param: float
+    left: int
+    top: int
+    w: int
+    h: int
+    a: float
+    b: float
+    p: float
+    seed: int
+
+
+#: Step fields: the fields of :class:`Step`, in order.
+STEP_FIELDS = tuple(f.name for f in fields(Step))
 #: Field offsets as named-tuple constants (Numba folds them; plain ints for Triton):
 #: ``REC.m .. REC.fx, REC.w0``; ``CHAIN.kind, CHAIN.depth, CHAIN.steps`` (from a chain's
 #: start); ``STEP.op .. STEP.seed`` (from a step's start).
@@ -298,29 +319,7 @@ def sample_record(
 
 
 # ------------------------------------------------------------------------- readable view
-@dataclass(frozen=True)
-class Step:
-    """One chain step. Image chains use ``op``/``param``; patch chains the rest."""
-
-    op: int
-    param: float
-    size: int
-    src_fractal: bool
-    src_op: int
-    src_param: float
-    left: int
-    top: int
-    w: int
-    h: int
-    a: float
-    b: float
-    p: float
-    seed: int
-
-
 _STEP_TYPES = {f.name: {"int": int, "float": float, "bool": bool}[f.type] for f in fields(Step)}
-if tuple(_STEP_TYPES) != STEP_FIELDS:
-    raise RuntimeError("sampling: Step's fields must be STEP_FIELDS, in order")
 
 
 @dataclass(frozen=True)

@@ -284,14 +284,6 @@ def op_forms(op: Any, param: Any, size: int) -> dict[str, Any]:
     }
 
 
-def point_op(x: Any, pmask: Any, thr: Any) -> Any:
-    """posterize / solarize / invert as one expression: ``(x & pmask) ^ (x >= thr) * 255``."""
-    pmask, thr = ops._on(pmask, x), ops._on(thr, x)
-    return (x & pmask) ^ (
-        fn.cast(x >= thr, dtype=types.UINT8) * types.Constant(255, dtype=types.UINT8)
-    )
-
-
 def image_op(x: Any, q: dict[str, Any], cfg: IPMixConfig) -> Any:
     """``random_image_op`` on ``x`` with one step's :func:`op_forms` values ``q`` (plus
     ``op``): a switch over the op classes (3 with the default ops, 5 with ``all_ops``)."""
@@ -301,7 +293,7 @@ def image_op(x: Any, q: dict[str, Any], cfg: IPMixConfig) -> Any:
     if cls == CLS_AFFINE:
         y = ops.warp(x, q["mat"], size=cfg.image_size)
     elif cls == CLS_POINT:
-        y = point_op(x, q["pmask"], q["thr"])
+        y = ops.point(x, q["pmask"], q["thr"])
     else:
         y = ops.equalize(x)
     return y
@@ -313,7 +305,7 @@ def _image_op_all(x: Any, q: dict[str, Any], cfg: IPMixConfig) -> Any:
     if cls == CLS_AFFINE:
         y = ops.warp(x, q["mat"], size=s)
     elif cls == CLS_POINT:
-        y = point_op(x, q["pmask"], q["thr"])
+        y = ops.point(x, q["pmask"], q["thr"])
     elif cls == CLS_EQUALIZE:
         y = ops.equalize(x)
     elif cls == CLS_AUTOCONTRAST:

@@ -220,3 +220,21 @@ def test_fractal_choice_uniform_and_crop_in_range():
     assert all(0 <= r.fractal_y <= 32 and 0 <= r.fractal_x <= 32 for r in recs)
     with pytest.raises(ValueError, match="fractal bank is empty"):
         sample_records(cfg, seed=0, epoch=0, indices=np.arange(2), n_fractals=0)
+
+
+def test_named_layout_covers_every_field_once():
+    """field_offsets names each index of a record once, and reads what Record.parse reads."""
+    from ipmix_ops.sampling import field_offsets, record_length
+
+    cfg = IPMixConfig.preset("imagenet")
+    offsets = field_offsets(cfg.k, cfg.t)
+    assert sorted(offsets.values()) == list(range(record_length(cfg.k, cfg.t)))
+    rec = sample_record(cfg, (3, 1, 4, 1), n_fractals=5)
+    parsed = Record.parse(rec, cfg.k, cfg.t)
+    assert parsed.m == rec[offsets["m"]] and parsed.fractal_x == rec[offsets["fx"]]
+    for c, chain in enumerate(parsed.chains):
+        assert chain.kind == rec[offsets[f"c{c}.kind"]]
+        assert len(chain.steps) == rec[offsets[f"c{c}.depth"]]
+        for d, step in enumerate(chain.steps):
+            for name in ("op", "param", "left", "seed"):
+                assert getattr(step, name) == rec[offsets[f"c{c}.s{d}.{name}"]], (c, d, name)
