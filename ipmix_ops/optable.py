@@ -13,20 +13,9 @@ constants, and the compiled dispatchers :func:`op_parameter`, :func:`is_identity
 from the table at import (``exec`` of source compiled with this file's name: Numba's disk
 cache keys them on this file, so an edit here recompiles them and a second process does not).
 
-=============  =======================  =================================
-op             parameter                formula (level ``l ~ U(0.1, severity)``)
-=============  =======================  =================================
-equalize       none (0.0)               --
-posterize      bits                     ``4 - int(l * 4 / 10)``
-rotate         degrees                  ``± int(l * 30 / 10)``
-solarize       threshold                ``256 - int(l * 256 / 10)``
-shear_x/_y     shear factor             ``± l * 0.3 / 10``
-translate_x/_y pixels                   ``± int(l * (S / 3) / 10)``
-mirror         none (0.0)               --
-invert         none (0.0)               --
-autocontrast   cutoff percent           ``10 - l * 10 / 10``
-color, ...     enhance factor           ``0.1 + l * 1.8 / 10``
-=============  =======================  =================================
+The magnitude formulas (level ``l ~ U(0.1, severity)``, ``sign`` a fair coin for signed
+ops) live in each entry's ``Magnitude``; :func:`formula_table` renders them as generated
+(appended to this docstring at import, so ``help()`` shows them).
 """
 
 from __future__ import annotations
@@ -42,7 +31,7 @@ from PIL import Image, ImageEnhance, ImageOps
 
 from . import _ops_color as _c
 from . import _ops_geometric as _g
-from ._optable_gen import dispatcher_source
+from ._optable_gen import dispatcher_source, parameter_expr
 
 
 @dataclass(frozen=True)
@@ -186,6 +175,30 @@ def point_lut(op: int | str, param: float) -> np.ndarray:
     mask, thr = d.point(float(param))
     v = np.arange(256)
     return ((v & int(mask)) ^ np.where(v >= thr, 255, 0)).astype(np.uint8)
+
+
+def formula_table() -> str:
+    """The magnitude -> parameter formulas of every op, as generated (a reST table)."""
+    rows = [(op.name, parameter_expr(op.magnitude) if op.magnitude else "0.0 (no parameter)")
+            for op in OPS]  # fmt: skip
+    w = max(len(n) for n, _ in rows)
+    rule = "=" * w + "  " + "=" * max(len(e) for _, e in rows)
+    body = [f"{n:<{w}}  ``{e}``" for n, e in rows]
+    return "\n".join(
+        [
+            "",
+            rule,
+            f"{'op':<{w}}  parameter (``level``, ``sign``, ``image_size``)",
+            rule,
+            *body,
+            rule,
+            "",
+        ]
+    )
+
+
+if __doc__ is not None:
+    __doc__ += formula_table()
 
 
 # ------------------------------------------------------- compiled dispatchers (generated)
