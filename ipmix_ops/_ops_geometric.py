@@ -119,19 +119,27 @@ def _round15(v):
     return z / _TEN15
 
 
+def pillow_rotation(c, s, cx, cy):
+    """Pillow's ``Image.rotate`` matrix (output pixel centre -> source) from ``c, s`` = cos
+    and sin of minus the angle (Pillow rounds both to 15 decimals) about centre ``(cx, cy)``.
+
+    The one place of this formula: plain arithmetic, so the same function serves Python
+    floats, Numba (:func:`rotate_matrix`) and DALI nodes (``pipelines.dali.graph``).
+    ``round(-sin, 15) == -round(sin, 15)``, so the fourth entry is ``-s``.
+    """
+    return c, s, (c * -cx + s * -cy + 0.0) + cx, -s, c, (-s * -cx + c * -cy + 0.0) + cy
+
+
+_pillow_rotation_k = njit(inline="always")(pillow_rotation)
+
+
 @njit(cache=True, nogil=True)
 def rotate_matrix(angle, width, height):
     """The affine matrix Pillow's ``Image.rotate`` builds for ``angle`` (already ``% 360``)."""
     a = -(angle * _DEG_TO_RAD)
-    m0 = _round15(math.cos(a))
-    m1 = _round15(math.sin(a))
-    m3 = _round15(-math.sin(a))
-    m4 = _round15(math.cos(a))
-    cx = width / 2.0
-    cy = height / 2.0
-    m2 = (m0 * -cx + m1 * -cy + 0.0) + cx
-    m5 = (m3 * -cx + m4 * -cy + 0.0) + cy
-    return m0, m1, m2, m3, m4, m5
+    return _pillow_rotation_k(
+        _round15(math.cos(a)), _round15(math.sin(a)), width / 2.0, height / 2.0
+    )
 
 
 # --------------------------------------------------------------------------- exact pixel

@@ -24,6 +24,8 @@ bound, and ≤ 1 level against the reference). The records must describe a conve
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba
 import numpy as np
 from numba import njit, prange
@@ -33,39 +35,28 @@ from .mixing import PAIR_TABLE_SIZE, mix_patch_k
 from .ops import apply_op_k
 from .optable import is_identity
 from .sampling import (
-    C_DEPTH,
-    C_KIND,
-    C_STEPS,
+    CHAIN,
     ICFG_K,
     ICFG_T,
     ICFG_WRAP,
     KIND_PATCH,
-    NF,
-    R_FIDX,
-    R_FX,
-    R_FY,
-    R_M,
-    R_W0,
-    S_A,
-    S_B,
-    S_H,
-    S_LEFT,
-    S_OP,
-    S_P,
-    S_PARAM,
-    S_SEED,
-    S_SRC_FRACTAL,
-    S_SRC_OP,
-    S_SRC_PARAM,
-    S_TOP,
-    S_W,
+    REC,
+    STEP,
+    chain_offset_k,
     mask_table,
     record_length,
     sample_records,
+    step_start_k,
 )
 
 #: The accumulator holds the mix minus x in units of 2**-ACC_SHIFT grey levels (int16).
 ACC_SHIFT = 6
+
+#: Rectangles one view can touch: k * t steps of patch chains (IPMixConfig: k, t <= 16).
+MAX_RECTS = 16 * 16
+RECTS_LEN = 4 * MAX_RECTS  # (y0, x0, y1, x1) per rectangle
+BOX_LEN = RECTS_LEN + 2 * 16  # + the merge intervals of one chain (2 per step, t <= 16)
+N_BUFS = 3  # uint8 S x S x 3 buffers: chain image, op source, free (pair table) / ping-pong
 
 
 @njit(inline="always")
@@ -130,8 +121,8 @@ def _image_chain(x, rec, base, depth, buf_a, buf_b):
     cur = x
     applied = 0
     for d in range(depth):
-        s0 = base + C_STEPS + d * NF
-        op, param = int(rec[s0 + S_OP]), rec[s0 + S_PARAM]
+        s0 = step_start_k(base, d)
+        op, param = int(rec[s0 + STEP.op]), rec[s0 + STEP.param]
         if is_identity(op, param):
             continue
         nxt = buf_a if applied % 2 == 0 else buf_b
@@ -150,24 +141,24 @@ def _patch_chain(
     ``pair``: uint8 scratch of ``mix_patch_k`` (``PAIR_TABLE_SIZE`` bytes, or fewer when S
     is too small for a box to reach ``PAIR_TABLE_MIN``)."""
     for d in range(depth):
-        s0 = base + C_STEPS + d * NF
-        top, left = int(rec[s0 + S_TOP]), int(rec[s0 + S_LEFT])
+        s0 = step_start_k(base, d)
+        top, left = int(rec[s0 + STEP.top]), int(rec[s0 + STEP.left])
         r = 4 * (first + d)
         rects[r], rects[r + 1] = top, left
-        rects[r + 2], rects[r + 3] = top + int(rec[s0 + S_H]), left + int(rec[s0 + S_W])
+        rects[r + 2], rects[r + 3] = top + int(rec[s0 + STEP.h]), left + int(rec[s0 + STEP.w])
         lo, hi = 3 * left, 3 * rects[r + 3]
         for y in range(top, rects[r + 2]):
             dst, srow = xc[y].reshape(-1)[lo:hi], x[y].reshape(-1)[lo:hi]
             for i in range(hi - lo):
                 dst[i] = srow[i]
     for d in range(depth):
-        s0 = base + C_STEPS + d * NF
-        top, left = int(rec[s0 + S_TOP]), int(rec[s0 + S_LEFT])
-        h, w = int(rec[s0 + S_H]), int(rec[s0 + S_W])
-        if rec[s0 + S_SRC_FRACTAL] != 0.0:
+        s0 = step_start_k(base, d)
+        top, left = int(rec[s0 + STEP.top]), int(rec[s0 + STEP.left])
+        h, w = int(rec[s0 + STEP.h]), int(rec[s0 + STEP.w])
+        if rec[s0 + STEP.src_fractal] != 0.0:
             src, sy, sx = fractal, fy + top, fx + left
         else:
-            op, param = int(rec[s0 + S_SRC_OP]), rec[s0 + S_SRC_PARAM]
+            op, param = int(rec[s0 + STEP.src_op]), rec[s0 + STEP.src_param]
             if is_identity(op, param):
                 src = x
             else:
@@ -183,11 +174,11 @@ def _patch_chain(
             src,
             sy,
             sx,
-            int(rec[s0 + S_OP]),
-            rec[s0 + S_A],
-            rec[s0 + S_B],
-            rec[s0 + S_P],
-            np.int64(rec[s0 + S_SEED]),
+            int(rec[s0 + STEP.op]),
+            rec[s0 + STEP.a],
+            rec[s0 + STEP.b],
+            rec[s0 + STEP.p],
+            np.int64(rec[s0 + STEP.seed]),
             wrap,
             lut1,
             lut2,
@@ -205,17 +196,17 @@ def _one_view(x, bank, rec, icfg, acc, bufs, luts, box, ivs, table):
     or -1 when the whole image is touched; 0: the view equals x.
     """
     k, t, wrap = icfg[ICFG_K], icfg[ICFG_T], icfg[ICFG_WRAP] != 0
-    fractal = bank[int(rec[R_FIDX])]
-    fy, fx = int(rec[R_FY]), int(rec[R_FX])
-    m = rec[R_M]
+    fractal = bank[int(rec[REC.fidx])]
+    fy, fx = int(rec[REC.fy]), int(rec[REC.fx])
+    m = rec[REC.m]
     nrect = 0
     for c in range(k):
-        base = R_W0 + k + c * (C_STEPS + t * NF)
-        depth = int(rec[base + C_DEPTH])
+        base = chain_offset_k(k, t, c)
+        depth = int(rec[base + CHAIN.depth])
         if depth == 0:
             continue
-        w = m * rec[R_W0 + c]
-        if int(rec[base + C_KIND]) == KIND_PATCH:
+        w = m * rec[REC.w0 + c]
+        if int(rec[base + CHAIN.kind]) == KIND_PATCH:
             xc, srcbuf, lut1, lut2 = bufs[0], bufs[2], luts[0], luts[1]
             pair = bufs[1].reshape(-1)[:PAIR_TABLE_SIZE]  # free while a patch chain runs
             first = nrect if nrect >= 0 else 0
@@ -338,6 +329,39 @@ def _write_out(x, acc, box, nrect, out_u8, out_f32, as_float):
                 a[i] = 0
 
 
+@njit(nogil=True)
+def render_view_k(x, bank, rec, icfg, scratch, out_u8, out_f32, as_float):
+    """One IPMix view of ``x`` (uint8 [S, S, 3]) for record ``rec`` into ``out_u8`` (uint8
+    [S, S, 3]) or, with ``as_float``, ``out_f32`` (float32, the other one is ignored).
+
+    ``scratch`` = ``(acc, bufs, luts, box, mask_table)`` of one thread: a :class:`RenderScratch`
+    entry (``RenderScratch.thread(i)``) or :func:`view_scratch_k`; ``acc`` must be all
+    zeros and is left so. ``icfg``: ``IPMixConfig.kernel_args()[0]``. Callable from Numba
+    code (the per-sample body of every backend) and from Python.
+    """
+    acc, bufs, luts, box, table = scratch
+    nrect = _one_view(x, bank, rec, icfg, acc, bufs, luts, box[:RECTS_LEN], box[RECTS_LEN:], table)
+    _write_out(x, acc, box, nrect, out_u8, out_f32, as_float)
+
+
+@njit(nogil=True)
+def copy_image_k(x, out):
+    """``out[...] = x`` for uint8 arrays of one shape (a vectorised byte loop)."""
+    o, xs = out.reshape(-1), x.reshape(-1)
+    for i in range(xs.size):
+        o[i] = xs[i]
+
+
+@njit(nogil=True)
+def view_scratch_k(size, table):
+    """Fresh scratch of :func:`render_view_k` for one thread and side ``size`` (compiled)."""
+    acc = np.zeros((size, size, 3), np.int16)
+    bufs = np.empty((N_BUFS, size, size, 3), np.uint8)
+    luts = np.empty((2, 256), np.float32)
+    box = np.empty(BOX_LEN, np.int64)
+    return acc, bufs, luts, box, table
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def _apply_k(
     images,
@@ -363,46 +387,100 @@ def _apply_k(
     for j in prange(n * nv):
         b, v = j // nv, j % nv
         tid = numba.get_thread_id()
-        acc = scr_acc[tid]
-        nrect = 0
-        if v >= clean_first:
-            nrect = _one_view(
-                images[b],
-                bank,
-                recs[b, v - clean_first],
-                icfg,
-                acc,
-                scr_u8[tid],
-                scr_lut[tid],
-                scr_box[tid, :1024],
-                scr_box[tid, 1024:],
-                mask_table,
-            )
+        scratch = (scr_acc[tid], scr_u8[tid], scr_lut[tid], scr_box[tid], mask_table)
         if as_float:
             o32 = out_f32[v, b] if view_major else out_f32[b, v]
-            _write_out(images[b], acc, scr_box[tid], nrect, out_u8[0, 0], o32, True)
+            o8 = out_u8[0, 0]
         else:
             o8 = out_u8[v, b] if view_major else out_u8[b, v]
-            _write_out(images[b], acc, scr_box[tid], nrect, o8, out_f32[0, 0], False)
+            o32 = out_f32[0, 0]
+        if v >= clean_first:
+            render_view_k(
+                images[b], bank, recs[b, v - clean_first], icfg, scratch, o8, o32, as_float
+            )
+        else:
+            _write_out(images[b], scr_acc[tid], scr_box[tid], 0, o8, o32, as_float)
 
 
-_SCRATCH: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}
+class RenderScratch(NamedTuple):
+    """Per-thread buffers of the renderer for side ``size`` and ``threads`` threads (the one
+    place of their shapes), plus the shared mask table. Not thread-safe across concurrent
+    calls: one object per caller that may run alongside another (``.copy()``)."""
 
+    u8: np.ndarray  # uint8 [threads, N_BUFS, S, S, 3]
+    acc: np.ndarray  # int16 [threads, S, S, 3], all zero between views
+    lut: np.ndarray  # float32 [threads, 2, 256]
+    box: np.ndarray  # int64 [threads, BOX_LEN]: rectangles + merge intervals
+    mask_table: np.ndarray  # uint16, sampling.mask_table()
 
-def _scratch(size: int) -> tuple[np.ndarray, ...]:
-    """The trailing arguments of ``_apply_k``: per-thread buffers for side ``size`` and the
-    shared mask table (allocated once per process and size)."""
-    n = numba.config.NUMBA_NUM_THREADS
-    key = (size, n)
-    if key not in _SCRATCH:
-        _SCRATCH[key] = (
-            np.empty((n, 3, size, size, 3), np.uint8),
-            np.zeros((n, size, size, 3), np.int16),  # accumulator: all zero between views
+    @classmethod
+    def new(cls, size: int, threads: int | None = None) -> RenderScratch:
+        """Fresh buffers (``threads`` defaults to Numba's thread count)."""
+        n = numba.config.NUMBA_NUM_THREADS if threads is None else int(threads)
+        return cls(
+            np.empty((n, N_BUFS, size, size, 3), np.uint8),
+            np.zeros((n, size, size, 3), np.int16),
             np.empty((n, 2, 256), np.float32),
-            np.empty((n, 4 * 16 * 16 + 2 * 16), np.int64),  # k*t rectangles + intervals
+            np.empty((n, BOX_LEN), np.int64),
             mask_table(),
         )
-    return _SCRATCH[key]
+
+    @classmethod
+    def shared(cls, size: int) -> RenderScratch:
+        """The process-wide buffers of side ``size`` (allocated once; used by ipmix_apply)."""
+        key = (size, numba.config.NUMBA_NUM_THREADS)
+        if key not in _SCRATCH:
+            _SCRATCH[key] = cls.new(size)
+        return _SCRATCH[key]
+
+    def copy(self) -> RenderScratch:
+        """Private buffers of the same shapes (the mask table stays shared: read-only)."""
+        return RenderScratch(*(a.copy() for a in self[:4]), self.mask_table)
+
+    def thread(self, i: int) -> tuple[np.ndarray, ...]:
+        """The ``scratch`` argument of :func:`render_view_k` for thread ``i``."""
+        return self.acc[i], self.u8[i], self.lut[i], self.box[i], self.mask_table
+
+
+_SCRATCH: dict[tuple[int, int], RenderScratch] = {}
+
+
+def render_records_into(
+    images: np.ndarray,
+    bank: np.ndarray,
+    records: np.ndarray,
+    icfg: np.ndarray,
+    out: np.ndarray,
+    scratch: RenderScratch,
+    *,
+    clean_first: bool = False,
+    view_major: bool = False,
+) -> None:
+    """Render IPMix views, unchecked (the backends' hot path; :func:`ipmix_apply` checks).
+
+    ``images`` uint8 C-contiguous [B, S, S, 3]; ``bank`` uint8 [N, F, F, 3]; ``records``
+    float64 [B, V, L]; ``icfg`` from ``IPMixConfig.kernel_args()``; ``out`` uint8 or float32
+    [B, V', S, S, 3], or [V', B, S, S, 3] with ``view_major`` (each view one NHWC batch),
+    V' = V + clean_first (the clean image first). ``scratch``: a :class:`RenderScratch` of
+    side S that no other call uses at the same time.
+    """
+    as_float = out.dtype == np.float32
+    _apply_k(
+        images,
+        bank,
+        records,
+        icfg,
+        int(clean_first),
+        _NO_U8 if as_float else out,
+        out if as_float else _NO_F32,
+        as_float,
+        view_major,
+        *scratch,
+    )
+
+
+_NO_U8 = np.empty((1, 1, 1, 1, 1), np.uint8)
+_NO_F32 = np.empty((1, 1, 1, 1, 1), np.float32)
 
 
 def _check_images(images: np.ndarray, bank: np.ndarray, cfg: IPMixConfig) -> None:
@@ -432,7 +510,7 @@ def _check_images(images: np.ndarray, bank: np.ndarray, cfg: IPMixConfig) -> Non
 
 def _check_mix_weights(records: np.ndarray, k: int) -> None:
     """The fixed-point accumulator needs a convex mix: 0 <= m <= 1, w >= 0, sum(w) <= 1."""
-    m, w = records[..., R_M], records[..., R_W0 : R_W0 + k]
+    m, w = records[..., REC.m], records[..., REC.w0 : REC.w0 + k]
     bad = (m < 0) | (m > 1) | (w < 0).any(-1) | (w.sum(-1) > 1 + 1e-6)
     if bad.any():
         b, v = np.argwhere(bad)[0]
@@ -481,21 +559,9 @@ def ipmix_apply(
         raise ValueError(
             f"ipmix: out must be C-contiguous {dtype} {shape}, got {out.dtype} {out.shape}"
         )
-    dummy_u8 = np.empty((1, 1, 1, 1, 1), np.uint8)
-    dummy_f32 = np.empty((1, 1, 1, 1, 1), np.float32)
-    as_float = dtype == np.float32
     icfg, _ = cfg.kernel_args()
-    _apply_k(
-        images,
-        bank,
-        records,
-        icfg,
-        int(clean_first),
-        dummy_u8 if as_float else out,
-        out if as_float else dummy_f32,
-        as_float,
-        False,
-        *_scratch(s),
+    render_records_into(
+        images, bank, records, icfg, out, RenderScratch.shared(s), clean_first=clean_first
     )
     return out
 

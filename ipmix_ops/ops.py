@@ -11,14 +11,15 @@ Kernels
     op can be computed inside a patch only. Whole-image statistics (equalize histogram,
     autocontrast cutoffs, contrast mean) always come from the full ``src``.
 
-    :func:`apply_op_k` dispatches on the op id and can be called from other ``@njit`` code.
+    :func:`apply_op_k` (generated from the op table, :mod:`ipmix_ops.optable`) dispatches on
+    the op id and can be called from other ``@njit`` code.
     The kernels need arrays that Numba types as C-contiguous (e.g. ``batch[i]`` of a C array);
     they allocate only small per-call scratch (256-entry tables, a few row-length arrays).
 
 Wrappers
-    ``equalize(img, param=None)`` ... ``sharpness(img, param=None)`` and
-    :func:`apply_op` take an (H, W, 3) uint8 array and return a new array; the input is never
-    modified. ``param=None`` selects :data:`DEFAULT_PARAMS`.
+    ``equalize(img, param=None)`` ... ``sharpness(img, param=None)`` (one per table entry,
+    made from it) and :func:`apply_op` take an (H, W, 3) uint8 array and return a new
+    array; the input is never modified. ``param=None`` selects :data:`DEFAULT_PARAMS`.
 
 Accuracy
     The point ops (equalize, posterize, solarize, mirror, invert, autocontrast), integer
@@ -44,50 +45,12 @@ Numba's cache does not track dependencies across files: after changing these ker
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
-from numba import njit
 
-from ._ops_color import (
-    autocontrast_k,
-    brightness_k,
-    color_k,
-    contrast_k,
-    equalize_k,
-    invert_k,
-    posterize_k,
-    sharpness_k,
-    solarize_k,
-)
-from ._ops_geometric import (
-    mirror_k,
-    rotate_k,
-    rotate_matrix,
-    shear_x_k,
-    shear_y_k,
-    translate_x_k,
-    translate_y_k,
-)
-from .optable import (
-    AUTOCONTRAST,
-    BRIGHTNESS,
-    COLOR,
-    CONTRAST,
-    EQUALIZE,
-    INVERT,
-    MIRROR,
-    N_ALL_OPS,
-    OP_ID,
-    OP_NAMES,
-    POSTERIZE,
-    ROTATE,
-    SHARPNESS,
-    SHEAR_X,
-    SHEAR_Y,
-    SOLARIZE,
-    TRANSLATE_X,
-    TRANSLATE_Y,
-)
+from ._ops_geometric import _copy_box, rotate_matrix
+from .optable import N_ALL_OPS, OP_ID, OP_NAMES, OPS, apply_op_k
 
 __all__ = [
     "DEFAULT_PARAMS",
@@ -95,88 +58,24 @@ __all__ = [
     "apply_op",
     "apply_op_k",
     "check_image",
+    "copy_box_k",
     "rotate_matrix",
     *OP_NAMES,
     *(f"{name}_k" for name in OP_NAMES),
 ]
 
-#: Parameter used when a wrapper gets ``param=None``: Pillow's own default where it has one
-#: (solarize 128, autocontrast cutoff 0), posterize 4 bits, and the identity for the rest
-#: (0 degrees / shear / pixels, enhance factor 1.0). Ignored by equalize, mirror and invert.
-DEFAULT_PARAMS: dict[str, float] = {
-    "equalize": 0.0,
-    "posterize": 4.0,
-    "rotate": 0.0,
-    "solarize": 128.0,
-    "shear_x": 0.0,
-    "shear_y": 0.0,
-    "translate_x": 0.0,
-    "translate_y": 0.0,
-    "mirror": 0.0,
-    "invert": 0.0,
-    "autocontrast": 0.0,
-    "color": 1.0,
-    "contrast": 1.0,
-    "brightness": 1.0,
-    "sharpness": 1.0,
-}
+#: Parameter used when a wrapper gets ``param=None`` (``OpDef.default_param``): Pillow's own
+#: default where it has one (solarize 128, autocontrast cutoff 0), posterize 4 bits, and the
+#: identity for the rest (0 degrees / shear / pixels, enhance factor 1.0).
+DEFAULT_PARAMS: dict[str, float] = {op.name: op.default_param for op in OPS}
 
 #: Kernels in op-id order (``KERNELS[op_id]``), for Python-level callers.
-KERNELS = (
-    equalize_k,
-    posterize_k,
-    rotate_k,
-    solarize_k,
-    shear_x_k,
-    shear_y_k,
-    translate_x_k,
-    translate_y_k,
-    mirror_k,
-    invert_k,
-    autocontrast_k,
-    color_k,
-    contrast_k,
-    brightness_k,
-    sharpness_k,
-)
+KERNELS = tuple(op.kernel for op in OPS)
+globals().update({f"{op.name}_k": op.kernel for op in OPS})
 
-
-@njit(cache=True, nogil=True)
-def apply_op_k(op_id, src, dst, param, y0, x0, h, w):
-    """Run op ``op_id`` (see :data:`OP_NAMES`) on ``src`` into ``dst[y0:y0+h, x0:x0+w]``.
-
-    Unknown ids leave ``dst`` untouched.
-    """
-    if op_id == EQUALIZE:
-        equalize_k(src, dst, param, y0, x0, h, w)
-    elif op_id == POSTERIZE:
-        posterize_k(src, dst, param, y0, x0, h, w)
-    elif op_id == ROTATE:
-        rotate_k(src, dst, param, y0, x0, h, w)
-    elif op_id == SOLARIZE:
-        solarize_k(src, dst, param, y0, x0, h, w)
-    elif op_id == SHEAR_X:
-        shear_x_k(src, dst, param, y0, x0, h, w)
-    elif op_id == SHEAR_Y:
-        shear_y_k(src, dst, param, y0, x0, h, w)
-    elif op_id == TRANSLATE_X:
-        translate_x_k(src, dst, param, y0, x0, h, w)
-    elif op_id == TRANSLATE_Y:
-        translate_y_k(src, dst, param, y0, x0, h, w)
-    elif op_id == MIRROR:
-        mirror_k(src, dst, param, y0, x0, h, w)
-    elif op_id == INVERT:
-        invert_k(src, dst, param, y0, x0, h, w)
-    elif op_id == AUTOCONTRAST:
-        autocontrast_k(src, dst, param, y0, x0, h, w)
-    elif op_id == COLOR:
-        color_k(src, dst, param, y0, x0, h, w)
-    elif op_id == CONTRAST:
-        contrast_k(src, dst, param, y0, x0, h, w)
-    elif op_id == BRIGHTNESS:
-        brightness_k(src, dst, param, y0, x0, h, w)
-    elif op_id == SHARPNESS:
-        sharpness_k(src, dst, param, y0, x0, h, w)
+#: ``copy_box_k(src, dst, y0, x0, h, w)``: ``dst[box] = src[box]`` (the kernels' byte copy,
+#: compiled; uint8 (H, W, 3) C-contiguous arrays).
+copy_box_k = _copy_box
 
 
 # --------------------------------------------------------------------------- Python wrappers
@@ -225,79 +124,15 @@ def apply_op(name_or_id: str | int, img: np.ndarray, param: float | None = None)
     return dst
 
 
-def equalize(img: np.ndarray, param: float | None = None) -> np.ndarray:
-    """``ImageOps.equalize`` (per-channel histogram equalisation); ``param`` is ignored."""
-    return apply_op(EQUALIZE, img, param)
+def _wrapper(op_id: int) -> Callable[..., np.ndarray]:
+    d = OPS[op_id]
+
+    def wrapper(img: np.ndarray, param: float | None = None) -> np.ndarray:
+        return apply_op(op_id, img, param)
+
+    wrapper.__name__ = wrapper.__qualname__ = d.name
+    wrapper.__doc__ = f"{d.doc}; ``param=None``: {d.default_param!r}. Returns a new array."
+    return wrapper
 
 
-def posterize(img: np.ndarray, param: float | None = None) -> np.ndarray:
-    """``ImageOps.posterize(img, int(param))``: keep ``param`` bits (default 4; clamped 0..8)."""
-    return apply_op(POSTERIZE, img, param)
-
-
-def rotate(img: np.ndarray, param: float | None = None) -> np.ndarray:
-    """``img.rotate(param, resample=BILINEAR)``: counter-clockwise degrees, black fill
-    (default 0)."""
-    return apply_op(ROTATE, img, param)
-
-
-def solarize(img: np.ndarray, param: float | None = None) -> np.ndarray:
-    """``ImageOps.solarize(img, param)``: invert samples >= threshold (default 128)."""
-    return apply_op(SOLARIZE, img, param)
-
-
-def shear_x(img: np.ndarray, param: float | None = None) -> np.ndarray:
-    """Affine ``(1, param, 0, 0, 1, 0)`` with bilinear resampling, black fill (default 0)."""
-    return apply_op(SHEAR_X, img, param)
-
-
-def shear_y(img: np.ndarray, param: float | None = None) -> np.ndarray:
-    """Affine ``(1, 0, 0, param, 1, 0)`` with bilinear resampling, black fill (default 0)."""
-    return apply_op(SHEAR_Y, img, param)
-
-
-def translate_x(img: np.ndarray, param: float | None = None) -> np.ndarray:
-    """Affine ``(1, 0, param, 0, 1, 0)``: output x shows input x + param, black fill
-    (default 0)."""
-    return apply_op(TRANSLATE_X, img, param)
-
-
-def translate_y(img: np.ndarray, param: float | None = None) -> np.ndarray:
-    """Affine ``(1, 0, 0, 0, 1, param)``: output y shows input y + param, black fill
-    (default 0)."""
-    return apply_op(TRANSLATE_Y, img, param)
-
-
-def mirror(img: np.ndarray, param: float | None = None) -> np.ndarray:
-    """``ImageOps.mirror`` (left-right flip); ``param`` is ignored."""
-    return apply_op(MIRROR, img, param)
-
-
-def invert(img: np.ndarray, param: float | None = None) -> np.ndarray:
-    """``ImageOps.invert`` (``255 - v``); ``param`` is ignored."""
-    return apply_op(INVERT, img, param)
-
-
-def autocontrast(img: np.ndarray, param: float | None = None) -> np.ndarray:
-    """``ImageOps.autocontrast(img, cutoff=param)`` (percent per end, default 0)."""
-    return apply_op(AUTOCONTRAST, img, param)
-
-
-def color(img: np.ndarray, param: float | None = None) -> np.ndarray:
-    """``ImageEnhance.Color(img).enhance(param)`` (default 1.0: identity)."""
-    return apply_op(COLOR, img, param)
-
-
-def contrast(img: np.ndarray, param: float | None = None) -> np.ndarray:
-    """``ImageEnhance.Contrast(img).enhance(param)`` (default 1.0: identity)."""
-    return apply_op(CONTRAST, img, param)
-
-
-def brightness(img: np.ndarray, param: float | None = None) -> np.ndarray:
-    """``ImageEnhance.Brightness(img).enhance(param)`` (default 1.0: identity)."""
-    return apply_op(BRIGHTNESS, img, param)
-
-
-def sharpness(img: np.ndarray, param: float | None = None) -> np.ndarray:
-    """``ImageEnhance.Sharpness(img).enhance(param)`` (default 1.0: identity)."""
-    return apply_op(SHARPNESS, img, param)
+globals().update({op.name: _wrapper(i) for i, op in enumerate(OPS)})

@@ -10,52 +10,22 @@ compared pixel for pixel. It is slow on purpose: it is the baseline of every ben
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageEnhance, ImageOps
+from PIL import Image
 
 from .config import IPMixConfig
 from .mixing import mix_add, mix_multiply, mix_random_elems, mix_random_pixels, to_uint8
-from .optable import MIX_ADD, MIX_MULTIPLY, MIX_RANDOM_PIXELS, OP_NAMES
+from .optable import MIX_ADD, MIX_MULTIPLY, MIX_RANDOM_PIXELS, OP_ID, OPS
 from .sampling import KIND_PATCH, Record, Step, bernoulli_mask, sample_record
-
-_AFFINE = Image.Transform.AFFINE
-_BILINEAR = Image.Resampling.BILINEAR
 
 
 def pillow_op(img: Image.Image, op: int | str, param: float) -> Image.Image:
-    """Apply image op ``op`` (id or name) with Pillow parameter ``param``, Pillow's way."""
-    name = OP_NAMES[op] if isinstance(op, (int, np.integer)) else op
-    w, h = img.size
-    if name == "equalize":
-        return ImageOps.equalize(img)
-    if name == "posterize":
-        return ImageOps.posterize(img, int(param))
-    if name == "rotate":
-        return img.rotate(param, resample=_BILINEAR)
-    if name == "solarize":
-        return ImageOps.solarize(img, int(param))
-    if name == "shear_x":
-        return img.transform((w, h), _AFFINE, (1, param, 0, 0, 1, 0), resample=_BILINEAR)
-    if name == "shear_y":
-        return img.transform((w, h), _AFFINE, (1, 0, 0, param, 1, 0), resample=_BILINEAR)
-    if name == "translate_x":
-        return img.transform((w, h), _AFFINE, (1, 0, param, 0, 1, 0), resample=_BILINEAR)
-    if name == "translate_y":
-        return img.transform((w, h), _AFFINE, (1, 0, 0, 0, 1, param), resample=_BILINEAR)
-    if name == "mirror":
-        return ImageOps.mirror(img)
-    if name == "invert":
-        return ImageOps.invert(img)
-    if name == "autocontrast":
-        return ImageOps.autocontrast(img, param)
-    if name == "color":
-        return ImageEnhance.Color(img).enhance(param)
-    if name == "contrast":
-        return ImageEnhance.Contrast(img).enhance(param)
-    if name == "brightness":
-        return ImageEnhance.Brightness(img).enhance(param)
-    if name == "sharpness":
-        return ImageEnhance.Sharpness(img).enhance(param)
-    raise ValueError(f"unknown image op {op!r}")
+    """Apply image op ``op`` (id or name) with Pillow parameter ``param``, Pillow's way
+    (``OpDef.pillow`` of :mod:`ipmix_ops.optable`)."""
+    if isinstance(op, (int, np.integer)):
+        return OPS[int(op)].pillow(img, param)
+    if op not in OP_ID:
+        raise ValueError(f"unknown image op {op!r}")
+    return OPS[OP_ID[op]].pillow(img, param)
 
 
 def patch_step(

@@ -10,15 +10,20 @@ The choices are written into a *record*, a float64 vector (integers are stored e
 fast path (:mod:`ipmix_ops.batch`) and the Pillow reference (:mod:`ipmix_ops.reference`) both
 consume records, so one record gives the same pixels in both. :class:`Record` reads one.
 
-Record layout (``L = record_length(k, t)``)::
+Record layout (``L = record_length(k, t)``), generated from the field lists below::
 
-    [M, FIDX, FY, FX, w_0 .. w_{k-1}, chain_0, ..., chain_{k-1}]
-    chain = [KIND, DEPTH, step_0 .. step_{t-1}],  step = NF fields (S_* below)
+    [RECORD_HEADER (m, fidx, fy, fx), w_0 .. w_{k-1}, chain_0, ..., chain_{k-1}]
+    chain = [CHAIN_HEADER (kind, depth), step_0 .. step_{t-1}],  step = STEP_FIELDS
+
+``REC``, ``CHAIN`` and ``STEP`` name the offsets (``rec[base + STEP.param]``);
+:func:`chain_offset` / :func:`step_offset` place a chain or step; :func:`field_offsets`
+lists every field of a ``(k, t)`` record by name.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import namedtuple
+from dataclasses import dataclass, fields
 
 import numpy as np
 from numba import njit, prange
@@ -26,14 +31,44 @@ from numba import njit, prange
 from .config import IPMixConfig
 from .optable import MIX_ADD, MIX_MULTIPLY, op_parameter
 
-# --- record layout -----------------------------------------------------------------------
-R_M, R_FIDX, R_FY, R_FX, R_W0 = 0, 1, 2, 3, 4
-C_KIND, C_DEPTH, C_STEPS = 0, 1, 2
+# --- record layout: generated from the field lists (one place) -----------------------
+#: Record header fields; the k chain weights follow (``REC.w0``), then the k chains.
+RECORD_HEADER = ("m", "fidx", "fy", "fx")
+#: Chain header fields; its t steps follow (``CHAIN.steps``).
+CHAIN_HEADER = ("kind", "depth")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One chain step, and the step layout of a record (its fields in order). Image chains
+    use ``op``/``param`` (``op``: image op id); patch chains the rest (``op``: mixing op)."""
+
+    op: int
+    param: float
+    size: int
+    src_fractal: bool
+    src_op: int
+    src_param: float
+    left: int
+    top: int
+    w: int
+    h: int
+    a: float
+    b: float
+    p: float
+    seed: int
+
+
+#: Step fields: the fields of :class:`Step`, in order.
+STEP_FIELDS = tuple(f.name for f in fields(Step))
+#: Field offsets as named-tuple constants (Numba folds them; plain ints for Triton):
+#: ``REC.m .. REC.fx, REC.w0``; ``CHAIN.kind, CHAIN.depth, CHAIN.steps`` (from a chain's
+#: start); ``STEP.op .. STEP.seed`` (from a step's start).
+REC = namedtuple("RecordOffsets", (*RECORD_HEADER, "w0"))(*range(len(RECORD_HEADER) + 1))
+CHAIN = namedtuple("ChainOffsets", (*CHAIN_HEADER, "steps"))(*range(len(CHAIN_HEADER) + 1))
+STEP = namedtuple("StepOffsets", STEP_FIELDS)(*range(len(STEP_FIELDS)))
+NF = len(STEP_FIELDS)  # fields per step
 KIND_IMAGE, KIND_PATCH = 0, 1
-# step fields: OP is the image op (image chain) or the mixing op (patch chain)
-S_OP, S_PARAM, S_SIZE, S_SRC_FRACTAL, S_SRC_OP, S_SRC_PARAM = 0, 1, 2, 3, 4, 5
-S_LEFT, S_TOP, S_W, S_H, S_A, S_B, S_P, S_SEED = 6, 7, 8, 9, 10, 11, 12, 13
-NF = 14
 
 # --- kernel config layout (IPMixConfig.kernel_args) ------------------------------------
 ICFG_K, ICFG_T, ICFG_DMIN, ICFG_NOPS, ICFG_S, ICFG_MIXED, ICFG_WRAP, ICFG_NP, ICFG_P0 = range(9)
@@ -49,13 +84,47 @@ _INV53 = 1.0 / 9007199254740992.0
 
 
 def chain_offset(k: int, t: int, c: int) -> int:
-    """Index of chain ``c``'s first field in a record."""
-    return R_W0 + k + c * (C_STEPS + t * NF)
+    """Index of chain ``c``'s first field in a record (also compiled: :func:`chain_offset_k`)."""
+    return REC.w0 + k + c * (CHAIN.steps + t * NF)
+
+
+def step_start(chain_base: int, d: int) -> int:
+    """Index of step ``d`` of the chain starting at ``chain_base``."""
+    return chain_base + CHAIN.steps + d * NF
+
+
+def step_offset(k: int, t: int, c: int, d: int) -> int:
+    """Index of step ``d`` of chain ``c`` in a record."""
+    return step_start(chain_offset(k, t, c), d)
 
 
 def record_length(k: int, t: int) -> int:
     """Length of one record for ``k`` chains of at most ``t`` steps."""
-    return R_W0 + k + k * (C_STEPS + t * NF)
+    return chain_offset(k, t, k)
+
+
+chain_offset_k = njit(inline="always")(chain_offset)
+step_start_k = njit(inline="always")(step_start)
+
+
+@njit(inline="always")
+def record_length_k(k, t):
+    """:func:`record_length` for compiled callers."""
+    return chain_offset_k(k, t, k)
+
+
+def field_offsets(k: int, t: int) -> dict[str, int]:
+    """Every field's index in a ``(k, t)`` record by name (``"m"``, ``"w1"``, ``"c0.kind"``,
+    ``"c2.s1.src_op"``, ...), e.g. for a GPU kernel's constexprs."""
+    out = {name: i for i, name in enumerate(RECORD_HEADER)}
+    out.update({f"w{c}": REC.w0 + c for c in range(k)})
+    for c in range(k):
+        out.update({f"c{c}.{n}": chain_offset(k, t, c) + i for i, n in enumerate(CHAIN_HEADER)})
+        for d in range(t):
+            out.update(
+                {f"c{c}.s{d}.{n}": step_offset(k, t, c, d) + i for n, i in STEP._asdict().items()}
+            )
+    return out
 
 
 @njit(inline="always")
@@ -124,9 +193,9 @@ def sample_record_k(rec, icfg, fcfg, seed, epoch, index, view, n_fractals, fsize
     # the fractal and its crop: shared by the views of one sample
     fs = np.empty(1, np.uint64)
     fs[0] = key_state(seed, epoch, index, _FRACTAL_VIEW)
-    rec[R_FIDX] = randint(fs, 0, n_fractals - 1)
-    rec[R_FY] = randint(fs, 0, fsize - size)
-    rec[R_FX] = randint(fs, 0, fsize - size)
+    rec[REC.fidx] = randint(fs, 0, n_fractals - 1)
+    rec[REC.fy] = randint(fs, 0, fsize - size)
+    rec[REC.fx] = randint(fs, 0, fsize - size)
 
     st = np.empty(1, np.uint64)
     st[0] = key_state(seed, epoch, index, view)
@@ -134,52 +203,52 @@ def sample_record_k(rec, icfg, fcfg, seed, epoch, index, view, n_fractals, fsize
     total = 0.0
     for c in range(k):
         e = -np.log(1.0 - uniform(st))
-        rec[R_W0 + c] = e
+        rec[REC.w0 + c] = e
         total += e
     for c in range(k):
-        rec[R_W0 + c] /= total
-    rec[R_M] = uniform(st)
+        rec[REC.w0 + c] /= total
+    rec[REC.m] = uniform(st)
     for c in range(k):
-        base = R_W0 + k + c * (C_STEPS + t * NF)
+        base = chain_offset_k(k, t, c)
         kind = KIND_IMAGE if uniform(st) < 0.5 else KIND_PATCH
         depth = randint(st, dmin, t)
-        rec[base + C_KIND] = kind
-        rec[base + C_DEPTH] = depth
+        rec[base + CHAIN.kind] = kind
+        rec[base + CHAIN.depth] = depth
         for d in range(depth):
-            s0 = base + C_STEPS + d * NF
+            s0 = step_start_k(base, d)
             if kind == KIND_IMAGE:
                 op, param = _image_op(st, n_ops, severity, size)
-                rec[s0 + S_OP] = op
-                rec[s0 + S_PARAM] = param
+                rec[s0 + STEP.op] = op
+                rec[s0 + STEP.param] = param
                 continue
             ps = icfg[ICFG_P0 + randint(st, 0, icfg[ICFG_NP] - 1)]
             mop = randint(st, 0, 3)
-            rec[s0 + S_SIZE] = ps
-            rec[s0 + S_OP] = mop
+            rec[s0 + STEP.size] = ps
+            rec[s0 + STEP.op] = mop
             src_fractal = icfg[ICFG_MIXED] == 0 or uniform(st) < 0.5
-            rec[s0 + S_SRC_FRACTAL] = 1.0 if src_fractal else 0.0
+            rec[s0 + STEP.src_fractal] = 1.0 if src_fractal else 0.0
             if not src_fractal:
                 op, param = _image_op(st, n_ops, severity, size)
-                rec[s0 + S_SRC_OP] = op
-                rec[s0 + S_SRC_PARAM] = param
-            rec[s0 + S_LEFT] = randint(st, 0, size - ps)
-            rec[s0 + S_TOP] = randint(st, 0, size - ps)
+                rec[s0 + STEP.src_op] = op
+                rec[s0 + STEP.src_param] = param
+            rec[s0 + STEP.left] = randint(st, 0, size - ps)
+            rec[s0 + STEP.top] = randint(st, 0, size - ps)
             if uniform(st) < 0.5:
-                rec[s0 + S_W] = ps
-                rec[s0 + S_H] = ps
+                rec[s0 + STEP.w] = ps
+                rec[s0 + STEP.h] = ps
             else:
-                rec[s0 + S_W] = randint(st, 2, ps)
-                rec[s0 + S_H] = randint(st, 2, ps)
+                rec[s0 + STEP.w] = randint(st, 2, ps)
+                rec[s0 + STEP.h] = randint(st, 2, ps)
             if mop == MIX_ADD or mop == MIX_MULTIPLY:
                 if uniform(st) < 0.5:  # get_ab
-                    rec[s0 + S_A] = beta_a1(st, beta)
-                    rec[s0 + S_B] = 1.0 - beta_a1(st, beta)
+                    rec[s0 + STEP.a] = beta_a1(st, beta)
+                    rec[s0 + STEP.b] = 1.0 - beta_a1(st, beta)
                 else:
-                    rec[s0 + S_A] = 1.0 + (1.0 - beta_a1(st, beta))
-                    rec[s0 + S_B] = -(1.0 - beta_a1(st, beta))
+                    rec[s0 + STEP.a] = 1.0 + (1.0 - beta_a1(st, beta))
+                    rec[s0 + STEP.b] = -(1.0 - beta_a1(st, beta))
             else:
-                rec[s0 + S_P] = uniform(st)
-                rec[s0 + S_SEED] = float(next_u64(st) >> np.uint64(32))
+                rec[s0 + STEP.p] = uniform(st)
+                rec[s0 + STEP.seed] = float(next_u64(st) >> np.uint64(32))
 
 
 @njit(parallel=True, cache=True)
@@ -250,24 +319,7 @@ def sample_record(
 
 
 # ------------------------------------------------------------------------- readable view
-@dataclass(frozen=True)
-class Step:
-    """One chain step. Image chains use ``op``/``param``; patch chains the rest."""
-
-    op: int
-    param: float
-    size: int
-    src_fractal: bool
-    src_op: int
-    src_param: float
-    left: int
-    top: int
-    w: int
-    h: int
-    a: float
-    b: float
-    p: float
-    seed: int
+_STEP_TYPES = {f.name: {"int": int, "float": float, "bool": bool}[f.type] for f in fields(Step)}
 
 
 @dataclass(frozen=True)
@@ -289,41 +341,24 @@ class Record:
 
     @classmethod
     def parse(cls, rec: np.ndarray, k: int, t: int) -> Record:
+        """Read a float64 ``[record_length(k, t)]`` record (layout: the field lists above)."""
         rec = np.asarray(rec, dtype=np.float64)
         if rec.shape != (record_length(k, t),):
             raise ValueError(f"record has shape {rec.shape}, expected ({record_length(k, t)},)")
         chains = []
         for c in range(k):
             base = chain_offset(k, t, c)
-            depth = int(rec[base + C_DEPTH])
             steps = []
-            for d in range(depth):
-                f = rec[base + C_STEPS + d * NF : base + C_STEPS + (d + 1) * NF]
-                steps.append(
-                    Step(
-                        op=int(f[S_OP]),
-                        param=float(f[S_PARAM]),
-                        size=int(f[S_SIZE]),
-                        src_fractal=bool(f[S_SRC_FRACTAL]),
-                        src_op=int(f[S_SRC_OP]),
-                        src_param=float(f[S_SRC_PARAM]),
-                        left=int(f[S_LEFT]),
-                        top=int(f[S_TOP]),
-                        w=int(f[S_W]),
-                        h=int(f[S_H]),
-                        a=float(f[S_A]),
-                        b=float(f[S_B]),
-                        p=float(f[S_P]),
-                        seed=int(f[S_SEED]),
-                    )
-                )
-            chains.append(Chain(kind=int(rec[base + C_KIND]), steps=tuple(steps)))
+            for d in range(int(rec[base + CHAIN.depth])):
+                f = rec[step_offset(k, t, c, d) :]
+                steps.append(Step(**{n: _STEP_TYPES[n](f[i]) for n, i in STEP._asdict().items()}))
+            chains.append(Chain(kind=int(rec[base + CHAIN.kind]), steps=tuple(steps)))
         return cls(
-            m=float(rec[R_M]),
-            ws=tuple(float(w) for w in rec[R_W0 : R_W0 + k]),
-            fractal_index=int(rec[R_FIDX]),
-            fractal_y=int(rec[R_FY]),
-            fractal_x=int(rec[R_FX]),
+            m=float(rec[REC.m]),
+            ws=tuple(float(w) for w in rec[REC.w0 : REC.w0 + k]),
+            fractal_index=int(rec[REC.fidx]),
+            fractal_y=int(rec[REC.fy]),
+            fractal_x=int(rec[REC.fx]),
             chains=tuple(chains),
         )
 
@@ -371,11 +406,17 @@ def bernoulli_mask(seed: int, p: float, shape: tuple[int, ...]) -> np.ndarray:
 
 
 __all__ = [
+    "CHAIN",
+    "REC",
+    "STEP",
     "Chain",
     "Record",
     "Step",
     "bernoulli_mask",
+    "chain_offset",
+    "field_offsets",
     "record_length",
+    "step_offset",
     "sample_record",
     "sample_records",
 ]

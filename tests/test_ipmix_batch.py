@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from ipmix_ops import IPMix, IPMixConfig, ipmix_apply, ipmix_batch, reference, sample_records
-from ipmix_ops.batch import _accumulate_full, _write_out
-from ipmix_ops.sampling import R_M, R_W0
+from ipmix_ops.batch import BOX_LEN, _accumulate_full, _write_out
+from ipmix_ops.sampling import REC
 
 
 def _save_pair(tmp_path, name, a, b):
@@ -67,7 +67,7 @@ def test_identity_cases(photos224, fractal_like_bank):
     assert np.array_equal(out[:, 0], photos224)
     cfg = IPMixConfig.preset("imagenet", jsd=False)
     recs = sample_records(cfg, seed=0, epoch=0, indices=np.arange(4), n_fractals=6)
-    recs[:, :, R_M] = 0.0  # m = 0: the mix is the clean image
+    recs[:, :, REC.m] = 0.0  # m = 0: the mix is the clean image
     assert np.array_equal(ipmix_apply(photos224, fractal_like_bank, recs, cfg)[:, 0], photos224)
 
 
@@ -137,7 +137,7 @@ def test_fixed_point_accumulator():
     rng = np.random.default_rng(5)
     x = rng.integers(0, 256, (40, 50, 3)).astype(np.uint8)
     cs = [rng.integers(0, 256, x.shape).astype(np.uint8) for _ in range(3)]
-    box = np.zeros(1100, np.int64)
+    box = np.zeros(BOX_LEN, np.int64)  # the renderer's box scratch
     for trial in range(20):
         w = rng.dirichlet([1, 1, 1]) * rng.uniform(0.0, 1.0)
         acc = np.zeros(x.shape, np.int16)
@@ -163,7 +163,7 @@ def test_fixed_point_accumulator():
 def test_records_must_be_a_convex_mix(photos224, fractal_like_bank):
     cfg = IPMixConfig.preset("imagenet", jsd=False)
     recs = sample_records(cfg, seed=0, epoch=0, indices=np.arange(4), n_fractals=4, views=1)
-    for field, value in ((R_M, 1.5), (R_M, -0.1), (R_W0, -0.2), (R_W0, 2.0)):
+    for field, value in ((REC.m, 1.5), (REC.m, -0.1), (REC.w0, -0.2), (REC.w0, 2.0)):
         bad = recs.copy()
         bad[2, 0, field] = value
         with pytest.raises(ValueError, match=r"record \[2, 0\] is not a convex mix"):

@@ -13,17 +13,15 @@ On a failure, side-by-side PNGs (ours | Pillow | 32 x |diff|) are written to ``t
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 from conftest import PHOTO_NAMES, photo
 from numba import njit
-from PIL import Image, ImageEnhance, ImageOps
+from PIL import Image
 
 from ipmix_ops import ops
 from ipmix_ops._ops_geometric import _round15
-from ipmix_ops.optable import N_ALL_OPS, OP_NAMES
+from ipmix_ops.optable import N_ALL_OPS, OP_ID, OP_NAMES, OPS, is_identity, point_lut
 
 EXACT_OPS = ("equalize", "posterize", "solarize", "mirror", "invert", "autocontrast")
 TOL_LEVELS = 1  # grey levels
@@ -36,7 +34,7 @@ def _rand(lo: float, hi: float, n: int = 4) -> list[float]:
     return [float(v) for v in rng_params.uniform(lo, hi, n)]
 
 
-# Parameters per op: the ranges of docs/algorithm.md §3, edges and beyond.
+# Parameters per op: spec ranges, edges and beyond.
 PARAMS: dict[str, list[float]] = {
     "equalize": [0.0],
     "posterize": [1, 2, 3, 4, 5, 6, 7, 8, 3.7],
@@ -67,43 +65,9 @@ def _translations(size: int) -> list[float]:
 
 
 def pillow_op(name: str, img: np.ndarray, p: float) -> np.ndarray:
-    """The Pillow call docs/algorithm.md §3 names for ``name`` with parameter ``p``."""
-    im = Image.fromarray(img)
-
-    def affine(m):
-        return im.transform(im.size, Image.AFFINE, m, resample=Image.BILINEAR)
-
-    if name == "equalize":
-        out = ImageOps.equalize(im)
-    elif name == "posterize":
-        out = ImageOps.posterize(im, int(p))
-    elif name == "rotate":
-        out = im.rotate(p, resample=Image.BILINEAR)
-    elif name == "solarize":
-        out = ImageOps.solarize(im, p)
-    elif name == "shear_x":
-        out = affine((1, p, 0, 0, 1, 0))
-    elif name == "shear_y":
-        out = affine((1, 0, 0, p, 1, 0))
-    elif name == "translate_x":
-        out = affine((1, 0, p, 0, 1, 0))
-    elif name == "translate_y":
-        out = affine((1, 0, 0, 0, 1, p))
-    elif name == "mirror":
-        out = ImageOps.mirror(im)
-    elif name == "invert":
-        out = ImageOps.invert(im)
-    elif name == "autocontrast":
-        out = ImageOps.autocontrast(im, p)
-    else:
-        enhancer = {
-            "color": ImageEnhance.Color,
-            "contrast": ImageEnhance.Contrast,
-            "brightness": ImageEnhance.Brightness,
-            "sharpness": ImageEnhance.Sharpness,
-        }[name]
-        out = enhancer(im).enhance(p)
-    return np.asarray(out)
+    """The Pillow call docs/algorithm.md §3 names for ``name`` with parameter ``p`` (from the
+    op table)."""
+    return np.asarray(OPS[OP_ID[name]].pillow(Image.fromarray(img), p))
 
 
 def _save_failure(tmp_path, tag: str, ours: np.ndarray, ref: np.ndarray) -> str:
@@ -115,8 +79,7 @@ def _save_failure(tmp_path, tag: str, ours: np.ndarray, ref: np.ndarray) -> str:
 
 
 def assert_matches(tmp_path, name: str, ours: np.ndarray, ref: np.ndarray, tag: str) -> None:
-    """Exact for the point ops; the tolerance of docs/algorithm.md §3 for the others (see the
-    module docstring)."""
+    """Exact for the point ops; spec tolerance for the others (see the module docstring)."""
     assert ours.shape == ref.shape and ours.dtype == np.uint8
     diff = np.abs(ours.astype(np.int16) - ref.astype(np.int16)).max(axis=-1)
     if name in EXACT_OPS:
@@ -184,7 +147,7 @@ def test_exact_cases_bit_exact(images, tmp_path):
 
 @pytest.mark.parametrize("name", ["rotate", "shear_x", "shear_y", "translate_x", "translate_y"])
 def test_resampling_close_to_pillow(name, images, tmp_path):
-    """The bilinear kernels blend in float32 (docs/algorithm.md §3: <= 1 level on >= 99%). On photos
+    """The bilinear kernels blend in float32 (spec tolerance: <= 1 level on >= 99%). On photos
     they are never more than 1 level off, over random severity-1 and larger parameters, and
     differ on ~0.1% of the pixels (up to ~1.2% for "round" parameters such as shear 0.3,
     where Pillow's float64 result lands within 1e-15 of an integer)."""
@@ -231,31 +194,58 @@ def test_special_images(tmp_path):
             assert_matches(tmp_path, name, ours, pillow_op(name, img, p), f"{name}_{key}")
 
 
-def test_rotate_matrix_matches_pillow():
-    """The Numba matrix (incl. a correctly rounded ``round(v, 15)``) equals Pillow's."""
-
-    def pillow_matrix(angle: float, w: int, h: int) -> list[float]:
-        angle = -math.radians(angle % 360.0)
-        m = [
-            round(math.cos(angle), 15),
-            round(math.sin(angle), 15),
-            0.0,
-            round(-math.sin(angle), 15),
-            round(math.cos(angle), 15),
-            0.0,
-        ]
-        cx, cy = w / 2, h / 2
-        m[2] = m[0] * -cx + m[1] * -cy + m[2] + cx
-        m[5] = m[3] * -cx + m[4] * -cy + m[5] + cy
-        return m
-
+def test_rotate_matrix_matches_pillow(images):
+    """The table's affine form of every geometric op, given to Pillow's AFFINE transform,
+    reproduces the op's Pillow call bit for bit (so the rotate form is ``Image.rotate``'s own
+    matrix), and the Numba ``rotate_matrix`` (incl. a correctly rounded ``round(v, 15)``)
+    equals the rotate form."""
+    img = images["astronaut"][:97, :131]
+    im = Image.fromarray(np.ascontiguousarray(img))
+    for op in OPS:
+        if op.affine is None or op.name == "mirror":  # mirror: ImageOps, not a transform
+            continue
+        for p in (-29.0, -3.0, 0.17, 2.0, 7.5, 30.0):
+            via = im.transform(im.size, Image.AFFINE, op.affine(p, *im.size), Image.BILINEAR)
+            assert np.array_equal(np.asarray(via), np.asarray(op.pillow(im, p))), (op.name, p)
+    rotate = OPS[OP_ID["rotate"]]
     rng = np.random.default_rng(7)
     angles = [*np.arange(-360.0, 360.0, 0.5), *rng.uniform(-1000, 1000, 2000)]
     for a in angles:
         ours = ops.rotate_matrix(float(a) % 360.0, 131, 97)
-        assert list(ours) == pillow_matrix(float(a), 131, 97), a
+        assert list(ours) == list(rotate.affine(float(a), 131, 97)), a
     values = rng.uniform(-1, 1, 20000)
     assert all(_round15(v) == round(float(v), 15) for v in values)
+
+
+def test_point_forms_equal_pillow(images):
+    """``OpDef.point`` (as :func:`point_lut`) of every point op equals its Pillow call
+    (posterize: integer bits, as sampled; DALI nodes have no ``int``)."""
+    img = images["coffee"]
+    for op in OPS:
+        if op.point is None:
+            continue
+        for p in PARAMS[op.name]:
+            if op.name == "posterize" and not (1 <= p <= 8 and p == int(p)):
+                continue  # the form takes the sampled (integer) bits
+            ref = pillow_op(op.name, img, p)
+            assert np.array_equal(point_lut(op.name, p)[img], ref), (op.name, p)
+
+
+@pytest.mark.parametrize("name", OP_NAMES)
+def test_identity_rule_leaves_images_unchanged(name, images):
+    """Where ``OpDef.identity`` says the kernels may be skipped, Pillow and the kernel leave
+    the image unchanged; and the rule is not always true."""
+    op = OPS[OP_ID[name]]
+    img = images["rocket"]
+    candidates = [0.0, 1.0, 7.0, 8.0, 9.0, 255.0, 256.0, 300.0]
+    if name == "posterize":
+        candidates = candidates[:4]  # Pillow takes 0..8 bits
+    hits = [p for p in candidates if is_identity(OP_ID[name], p)]
+    assert (op.identity is None) == (not hits)
+    for p in hits:
+        assert np.array_equal(pillow_op(name, img, p), img), (name, p)
+        assert np.array_equal(ops.apply_op(name, img, p), img), (name, p)
+    assert not all(is_identity(OP_ID[name], p) for p in candidates)
 
 
 # --------------------------------------------------------------------------- kernel contract

@@ -191,10 +191,11 @@ def test_one_view_float_output_from_a_fractal_store(betons, plain, monkeypatch):
     assert torch.allclose(x, want, atol=1e-5)
     assert -1.0 - 1e-6 <= float(x.min()) and float(x.max()) <= 1.0 + 1e-6
 
-    def broken(*args):
+    def broken(*args, **kwargs):
         raise ValueError("boom")
 
-    monkeypatch.setattr(ffcv_ops, "_apply_k", broken)  # an error in FFCV's thread is raised
+    # an error in FFCV's thread is raised
+    monkeypatch.setattr(ffcv_ops, "render_records_into", broken)
     with pytest.raises(RuntimeError, match="IPMix failed") as err:
         _epoch(loader)
     assert "boom" in str(err.value.__cause__)

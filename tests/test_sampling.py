@@ -138,33 +138,47 @@ def test_depth_min_and_cifar_source():
     assert all(s.src_fractal for s in steps), "cifar preset: P-step source is always the fractal"
 
 
-@pytest.mark.parametrize(
-    "name, level, negate, expected",
-    [
-        ("posterize", 0.99, False, 4.0),
-        ("posterize", 3.0, False, 3.0),
-        ("posterize", 10.0, False, 0.0),
-        ("rotate", 1.0, False, 3.0),
-        ("rotate", 1.0, True, -3.0),
-        ("rotate", 0.33, False, 0.0),
-        ("solarize", 1.0, False, 231.0),
-        ("solarize", 0.1, False, 254.0),
-        ("shear_x", 1.0, True, -0.03),
-        ("shear_y", 5.0, False, 0.15),
-        ("translate_x", 1.0, False, 7.0),
-        ("translate_y", 3.0, True, -22.0),
-        ("autocontrast", 1.0, False, 9.0),
-        ("color", 1.0, False, 0.28),
-        ("sharpness", 10.0, False, 1.9),
-        ("equalize", 5.0, True, 0.0),
-        ("invert", 1.0, False, 0.0),
-    ],
-)
+SPEC_PARAMETERS = [
+    ("posterize", 0.99, False, 4.0),
+    ("posterize", 3.0, False, 3.0),
+    ("posterize", 10.0, False, 0.0),
+    ("rotate", 1.0, False, 3.0),
+    ("rotate", 1.0, True, -3.0),
+    ("rotate", 0.33, False, 0.0),
+    ("solarize", 1.0, False, 231.0),
+    ("solarize", 0.1, False, 254.0),
+    ("shear_x", 1.0, True, -0.03),
+    ("shear_y", 5.0, False, 0.15),
+    ("translate_x", 1.0, False, 7.0),
+    ("translate_y", 3.0, True, -22.0),
+    ("autocontrast", 1.0, False, 9.0),
+    ("color", 1.0, False, 0.28),
+    ("contrast", 5.0, False, 1.0),
+    ("brightness", 2.0, True, 0.46),
+    ("sharpness", 10.0, False, 1.9),
+    ("equalize", 5.0, True, 0.0),
+    ("invert", 1.0, False, 0.0),
+]
+
+
+@pytest.mark.parametrize("name, level, negate, expected", SPEC_PARAMETERS)
 def test_parameter_map_follows_the_spec_formulas(name, level, negate, expected):
     """ip(l, M) = int(l*M/10), fp(l, M) = l*M/10 (docs/algorithm.md §3), at S = 224."""
     from ipmix_ops.optable import OP_ID
 
     assert op_parameter(OP_ID[name], level, negate, 224) == pytest.approx(expected, abs=1e-12)
+
+
+def test_every_table_op_has_a_spec_parameter_case():
+    """The spec cases above cover every op of the table; ops without a magnitude give 0."""
+    from ipmix_ops.optable import OPS
+
+    covered = {name for name, *_ in SPEC_PARAMETERS}
+    for i, op in enumerate(OPS):
+        if op.magnitude is None:
+            assert op_parameter(i, 5.0, True, 224) == 0.0, op.name
+        else:
+            assert op.name in covered, f"{op.name}: add a case to SPEC_PARAMETERS"
 
 
 def test_identity_parameters():
@@ -206,3 +220,21 @@ def test_fractal_choice_uniform_and_crop_in_range():
     assert all(0 <= r.fractal_y <= 32 and 0 <= r.fractal_x <= 32 for r in recs)
     with pytest.raises(ValueError, match="fractal bank is empty"):
         sample_records(cfg, seed=0, epoch=0, indices=np.arange(2), n_fractals=0)
+
+
+def test_named_layout_covers_every_field_once():
+    """field_offsets names each index of a record once, and reads what Record.parse reads."""
+    from ipmix_ops.sampling import field_offsets, record_length
+
+    cfg = IPMixConfig.preset("imagenet")
+    offsets = field_offsets(cfg.k, cfg.t)
+    assert sorted(offsets.values()) == list(range(record_length(cfg.k, cfg.t)))
+    rec = sample_record(cfg, (3, 1, 4, 1), n_fractals=5)
+    parsed = Record.parse(rec, cfg.k, cfg.t)
+    assert parsed.m == rec[offsets["m"]] and parsed.fractal_x == rec[offsets["fx"]]
+    for c, chain in enumerate(parsed.chains):
+        assert chain.kind == rec[offsets[f"c{c}.kind"]]
+        assert len(chain.steps) == rec[offsets[f"c{c}.depth"]]
+        for d, step in enumerate(chain.steps):
+            for name in ("op", "param", "left", "seed"):
+                assert getattr(step, name) == rec[offsets[f"c{c}.s{d}.{name}"]], (c, d, name)

@@ -107,25 +107,19 @@ import numpy as np
 from nvidia.dali import fn, math, types
 
 from ipmix_ops import IPMixConfig
+from ipmix_ops._ops_geometric import pillow_rotation
+from ipmix_ops._optable_gen import magnitude_constants
 from ipmix_ops.optable import (
-    AUTOCONTRAST,
     BRIGHTNESS,
     COLOR,
     CONTRAST,
     EQUALIZE,
-    INVERT,
-    MIRROR,
     MIX_ADD,
     MIX_MULTIPLY,
     MIX_RANDOM_PIXELS,
-    POSTERIZE,
+    OP_ID,
+    OPS,
     ROTATE,
-    SHARPNESS,
-    SHEAR_X,
-    SHEAR_Y,
-    SOLARIZE,
-    TRANSLATE_X,
-    TRANSLATE_Y,
 )
 
 from . import ops
@@ -199,24 +193,16 @@ def sample_params(cfg: IPMixConfig) -> dict[str, Any]:
     return p
 
 
-# op classes of the image-op switch: ops of one class share one DALI form
+# op classes of the image-op switch: ops of one class share one DALI form (from the op
+# table: an affine form -> one warp, a point form -> one bitwise expression)
 CLS_EQUALIZE, CLS_AFFINE, CLS_POINT, CLS_AUTOCONTRAST, CLS_ENHANCE = range(5)
 OP_CLASS = {
-    EQUALIZE: CLS_EQUALIZE,
-    POSTERIZE: CLS_POINT,
-    ROTATE: CLS_AFFINE,
-    SOLARIZE: CLS_POINT,
-    SHEAR_X: CLS_AFFINE,
-    SHEAR_Y: CLS_AFFINE,
-    TRANSLATE_X: CLS_AFFINE,
-    TRANSLATE_Y: CLS_AFFINE,
-    MIRROR: CLS_AFFINE,
-    INVERT: CLS_POINT,
-    AUTOCONTRAST: CLS_AUTOCONTRAST,
-    COLOR: CLS_ENHANCE,
-    CONTRAST: CLS_ENHANCE,
-    BRIGHTNESS: CLS_ENHANCE,
-    SHARPNESS: CLS_ENHANCE,
+    i: CLS_AFFINE
+    if op.affine
+    else CLS_POINT
+    if op.point
+    else {EQUALIZE: CLS_EQUALIZE, OP_ID["autocontrast"]: CLS_AUTOCONTRAST}.get(i, CLS_ENHANCE)
+    for i, op in enumerate(OPS)
 }
 
 
@@ -230,18 +216,17 @@ def _table(op: Any, values: dict[int, int]) -> Any:
 
 def op_param(op: Any, level: Any, neg: Any, size: int) -> Any:
     """Pillow parameter (float64) of image op ids ``op`` (int32 node, any shape) for
-    ``level`` and sign flags ``neg``: :func:`ipmix_ops.optable.op_parameter` written as
-    ``c0 + c1 * sign * v`` with ``v = int(l * M / 10)`` or ``l * M / 10`` and per-op
-    constants from static lookups, evaluated in float64 in the same order (exact)."""
-    m30 = {POSTERIZE: 120, ROTATE: 900, SOLARIZE: 7680, SHEAR_X: 9, SHEAR_Y: 9,
-           TRANSLATE_X: 10 * size, TRANSLATE_Y: 10 * size, AUTOCONTRAST: 300}  # fmt: skip
-    c0_10 = {POSTERIZE: 40, SOLARIZE: 2560, AUTOCONTRAST: 100}
-    c1 = {POSTERIZE: -1, ROTATE: 1, SOLARIZE: -1, SHEAR_X: 1, SHEAR_Y: 1, TRANSLATE_X: 1,
-          TRANSLATE_Y: 1, AUTOCONTRAST: -1}  # fmt: skip
-    for e in (COLOR, CONTRAST, BRIGHTNESS, SHARPNESS):
-        m30[e], c0_10[e], c1[e] = 54, 1, 1
-    is_int = {POSTERIZE: 1, ROTATE: 1, SOLARIZE: 1, TRANSLATE_X: 1, TRANSLATE_Y: 1}
-    signed = {ROTATE: 1, SHEAR_X: 1, SHEAR_Y: 1, TRANSLATE_X: 1, TRANSLATE_Y: 1}
+    ``level`` and sign flags ``neg``: the table's ``OpDef.magnitude``
+    (``c0 + c1 * sign * v`` with ``v = int(l * M / 10)`` or ``l * M / 10``) with per-op
+    constants from static lookups, evaluated in float64 in the same order as the compiled
+    :func:`ipmix_ops.optable.op_parameter` (exact)."""
+    mags = {i: d.magnitude for i, d in enumerate(OPS) if d.magnitude is not None}
+    consts = {i: magnitude_constants(m, size) for i, m in mags.items()}
+    m30 = {i: c[0] for i, c in consts.items()}
+    c0_10 = {i: c[1] for i, c in consts.items() if c[1]}
+    c1 = {i: c[2] for i, c in consts.items()}
+    is_int = {i: 1 for i, m in mags.items() if m.integer}
+    signed = {i: 1 for i, m in mags.items() if m.signed}
 
     def f64(v: Any) -> Any:
         return fn.cast(v, dtype=types.FLOAT64)
@@ -253,36 +238,44 @@ def op_param(op: Any, level: Any, neg: Any, size: int) -> Any:
     return f64(_table(op, c0_10)) / 10.0 + f64(_table(op, c1)) * (sign * v)
 
 
+def _select(is_op: dict[int, Any], form: dict[int, tuple], identity: tuple) -> list[Any]:
+    """Entry-wise ``identity + sum_op is_op * (form_op - identity)`` (one-hot ``is_op``)."""
+    out = []
+    for j, e in enumerate(identity):
+        acc: Any = e
+        for i, f in form.items():
+            if not (isinstance(f[j], float) and f[j] == e):
+                acc = acc + is_op[i] * (f[j] - e)
+        out.append(acc)
+    return out
+
+
 def op_forms(op: Any, param: Any, size: int) -> dict[str, Any]:
     """The per-step inputs of :func:`image_op` for op ids ``op`` with Pillow parameters
     ``param`` (both any shape ``[...]``): ``cls`` int32 (``OP_CLASS``), ``mat`` float32
-    ``[..., 2, 3]`` (Pillow's affine numbers: rotate/shear/translate/mirror; identity
-    otherwise), ``pmask`` uint8 and ``thr`` int32 (the point ops as
+    ``[..., 2, 3]`` (the table's ``OpDef.affine``, Pillow's numbers; identity for other
+    ops), ``pmask`` uint8 and ``thr`` int32 (the table's ``OpDef.point``: the point ops as
     ``(x & pmask) ^ (x >= thr) * 255``), and ``param`` itself."""
 
-    def is_(i: int, o: Any = op) -> Any:
+    def is_(i: int, o: Any) -> Any:
         return fn.cast(o == i, dtype=types.FLOAT64)
 
-    h = size / 2.0
     shp = fn.cat(param.shape(), types.Constant(np.array([2, 3], np.int64), dtype=types.INT64))
     o1, p1 = fn.reshape(op, shape=[-1]), fn.reshape(param, shape=[-1])  # stack on axis 1
-    rot = is_(ROTATE, o1)
-    ang = rot * p1 * (-np.pi / 180.0)
-    c, s = math.cos(ang), math.sin(ang)
-    flip = 1.0 - 2.0 * is_(MIRROR, o1)
-    mat = fn.stack(
-        c * flip,
-        s + is_(SHEAR_X, o1) * p1,
-        rot * (h - c * h - s * h) + is_(TRANSLATE_X, o1) * p1 + (1.0 - flip) * (size / 2.0),
-        is_(SHEAR_Y, o1) * p1 - s,
-        c,
-        rot * (h + s * h - c * h) + is_(TRANSLATE_Y, o1) * p1,
-        axis=1,
-    )
+    affine = {}
+    for i, d in enumerate(OPS):
+        if i == ROTATE:  # DALI's cos/sin (Pillow's are rounded to 15 decimals)
+            ang = p1 * (-np.pi / 180.0)
+            affine[i] = pillow_rotation(math.cos(ang), math.sin(ang), size / 2.0, size / 2.0)
+        elif d.affine is not None:
+            affine[i] = tuple(
+                float(v) if isinstance(v, int) else v for v in d.affine(p1, size, size)
+            )
+    is_aff = {i: is_(i, o1) for i in affine}
+    mat = fn.stack(*_select(is_aff, affine, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)), axis=1)
     mat = fn.reshape(fn.cast(mat, dtype=types.FLOAT), shape=shp)
-    post = is_(POSTERIZE)
-    pmask = post * (256.0 - math.pow(2.0, 8.0 - param)) + (1.0 - post) * 255.0
-    thr = is_(SOLARIZE) * param + (1.0 - is_(INVERT) - is_(SOLARIZE)) * 256.0
+    point = {i: d.point(param) for i, d in enumerate(OPS) if d.point is not None}
+    pmask, thr = _select({i: is_(i, op) for i in point}, point, (255.0, 256.0))
     return {
         "cls": _table(op, OP_CLASS),
         "mat": mat,
@@ -290,14 +283,6 @@ def op_forms(op: Any, param: Any, size: int) -> dict[str, Any]:
         "thr": fn.cast(thr, dtype=types.INT32),
         "param": param,
     }
-
-
-def point_op(x: Any, pmask: Any, thr: Any) -> Any:
-    """posterize / solarize / invert as one expression: ``(x & pmask) ^ (x >= thr) * 255``."""
-    pmask, thr = ops._on(pmask, x), ops._on(thr, x)
-    return (x & pmask) ^ (
-        fn.cast(x >= thr, dtype=types.UINT8) * types.Constant(255, dtype=types.UINT8)
-    )
 
 
 def image_op(x: Any, q: dict[str, Any], cfg: IPMixConfig) -> Any:
@@ -309,7 +294,7 @@ def image_op(x: Any, q: dict[str, Any], cfg: IPMixConfig) -> Any:
     if cls == CLS_AFFINE:
         y = ops.warp(x, q["mat"], size=cfg.image_size)
     elif cls == CLS_POINT:
-        y = point_op(x, q["pmask"], q["thr"])
+        y = ops.point(x, q["pmask"], q["thr"])
     else:
         y = ops.equalize(x)
     return y
@@ -321,7 +306,7 @@ def _image_op_all(x: Any, q: dict[str, Any], cfg: IPMixConfig) -> Any:
     if cls == CLS_AFFINE:
         y = ops.warp(x, q["mat"], size=s)
     elif cls == CLS_POINT:
-        y = point_op(x, q["pmask"], q["thr"])
+        y = ops.point(x, q["pmask"], q["thr"])
     elif cls == CLS_EQUALIZE:
         y = ops.equalize(x)
     elif cls == CLS_AUTOCONTRAST:
@@ -332,7 +317,7 @@ def _image_op_all(x: Any, q: dict[str, Any], cfg: IPMixConfig) -> Any:
 
 
 def _enhance(x: Any, op: Any, f: Any, size: int) -> Any:
-    if op == COLOR:
+    if op == COLOR:  # the enhance ops' DALI forms (pipelines.dali.ops)
         y = ops.color(x, f)
     elif op == CONTRAST:
         y = ops.contrast(x, f)

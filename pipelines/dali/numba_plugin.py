@@ -10,7 +10,7 @@ DALI runs the samples of a batch on its own thread pool):
 * :func:`ipmix_views` -- per sample ``uint8 [V, S, S, 3]`` from an ``S x S`` crop and its
   dataset index: the records are drawn in the operator by ``ipmix_ops.sampling``'s
   ``sample_record_k`` keyed by ``(seed, epoch, index, view)`` and the pixels are made by the
-  same compiled kernels as :func:`ipmix_ops.ipmix_apply` (``_one_view`` + ``_write_out``), so
+  same compiled kernels as :func:`ipmix_ops.ipmix_apply` (``ipmix_ops.batch.render_view_k``), so
   the result is bit-identical to ``ipmix_apply`` on the same crops and records. JSD mode:
   view 0 is the clean crop, views 1 and 2 are IPMix (keys 1 and 2), as in ``ipmix_batch``.
   The mix is rounded half up to uint8 (normalisation happens later, on the device).
@@ -24,9 +24,8 @@ serves every epoch. The kernels sit behind a disk-cached ``cfunc`` called throug
 pointer, so a new process only compiles the plugin's thin wrapper (~5 s); the cached entry
 is dropped when a file of ``ipmix_ops`` changes (Numba itself would not notice).
 
-The per-sample body uses the private helpers ``_one_view``/``_write_out`` of
-:mod:`ipmix_ops.batch` (the body of ``ipmix_apply``'s loop); ``tests/test_pipelines_dali.py``
-checks bit-identity with ``ipmix_apply`` so that a change there is caught.
+The per-sample body is ``ipmix_ops.batch.render_view_k`` (the body of ``ipmix_apply``'s
+loop); ``tests/test_pipelines_dali.py`` checks bit-identity with ``ipmix_apply``.
 """
 
 from __future__ import annotations
@@ -45,8 +44,8 @@ from nvidia.dali.pipeline import do_not_convert
 from nvidia.dali.plugin.numba import NumbaFunction, address_as_void_pointer
 
 from ipmix_ops import IPMixConfig
-from ipmix_ops.batch import _one_view, _write_out
-from ipmix_ops.sampling import C_STEPS, NF, R_W0, mask_table, sample_record_k
+from ipmix_ops.batch import copy_image_k, render_view_k, view_scratch_k
+from ipmix_ops.sampling import mask_table, record_length_k, sample_record_k
 
 from ..keyed import RATIO, SCALE, check_crop_scale, keyed_crop, keyed_flip
 
@@ -105,9 +104,6 @@ def keyed_crop_params(shape: Any, index: Any, key: Any, scale: tuple[float, floa
 
 
 # ------------------------------------------------------------------------------- IPMix
-_BOX_LEN = 4 * 16 * 16 + 2 * 16  # the box scratch of ipmix_ops.batch._apply_k (k, t <= 16)
-
-
 @njit(nogil=True)
 def ipmix_sample_k(out, img, index, seed, epoch, bank, table, icfg, fcfg, clean_first):
     """IPMix views of one crop: ``out`` uint8 [V, S, S, 3] from ``img`` uint8 [S, S, 3].
@@ -115,22 +111,14 @@ def ipmix_sample_k(out, img, index, seed, epoch, bank, table, icfg, fcfg, clean_
     View ``v >= clean_first`` is keyed by ``(seed, epoch, index, v)``; with ``clean_first``
     view 0 is ``img``. Pixels as :func:`ipmix_ops.ipmix_apply` (same kernels).
     """
-    s = img.shape[0]
-    k, t = icfg[0], icfg[1]
-    rec = np.empty(R_W0 + k + k * (C_STEPS + t * NF), np.float64)
-    acc = np.zeros((s, s, 3), np.int16)  # _one_view needs zeros; _write_out re-zeroes it
-    bufs = np.empty((3, s, s, 3), np.uint8)
-    luts = np.empty((2, 256), np.float32)
-    box = np.empty(_BOX_LEN, np.int64)  # as ipmix_ops.batch._scratch: rectangles + intervals
+    rec = np.empty(record_length_k(icfg[0], icfg[1]), np.float64)
+    scratch = view_scratch_k(img.shape[0], table)
     dummy = np.empty((1, 1, 1), np.float32)
     if clean_first:
-        o, x = out[0].reshape(-1), img.reshape(-1)
-        for i in range(x.size):
-            o[i] = x[i]
+        copy_image_k(img, out[0])
     for v in range(clean_first, out.shape[0]):
         sample_record_k(rec, icfg, fcfg, seed, epoch, index, v, bank.shape[0], bank.shape[1])
-        nrect = _one_view(img, bank, rec, icfg, acc, bufs, luts, box[:1024], box[1024:], table)
-        _write_out(img, acc, box, nrect, out[v], dummy, False)
+        render_view_k(img, bank, rec, icfg, scratch, out[v], dummy, False)
 
 
 def _ipmix_c(out_p, img_p, s, views, clean_first, index, seed, epoch, bank_p, n, f, table_p,

@@ -8,8 +8,8 @@ same code runs with GPU images (move arithmetic parameters with ``.gpu()``). For
 ``tests/test_dali_ops.py``); exact unless said otherwise below:
 
 =============  ===============================================================
-posterize      ``x & mask``, mask = ``256 - 2**(8 - bits)`` (= ``(255 << (8-bits)) & 255``)
-solarize       ``x ^ (u8(x >= thr) * 255)``  (thr = 256: identity)
+posterize      :func:`point` with the op table's form: mask ``256 - 2**(8 - bits)``, thr 256
+solarize       :func:`point` with the op table's form: mask 255, thr = threshold
 invert         ``x ^ 255``
 mirror         ``fn.flip(horizontal=1)``
 translate_x/y  ``fn.slice`` at the shifted window, zero padding (integer pixels)
@@ -51,6 +51,10 @@ from typing import Any
 
 import numpy as np
 from nvidia.dali import fn, math, types
+from nvidia.dali.data_node import DataNode
+
+from ipmix_ops._ops_geometric import pillow_rotation
+from ipmix_ops.optable import OP_ID, OPS
 
 
 def _u8(v: int) -> Any:
@@ -62,16 +66,27 @@ def _on(p: Any, x: Any) -> Any:
     return p.gpu() if getattr(x, "device", "cpu") == "gpu" and p.device != "gpu" else p
 
 
+def point(x: Any, mask: Any, thr: Any) -> Any:
+    """A point op in the op table's form (``OpDef.point``): ``(x & mask) ^ (x >= thr) * 255``
+    (``mask``, ``thr``: per-sample nodes, or numbers, cast to uint8 / int32)."""
+
+    def arg(v: Any, dtype: Any) -> Any:
+        if isinstance(v, DataNode):
+            return _on(fn.cast(v, dtype=dtype), x)
+        return types.Constant(int(v), dtype=dtype)
+
+    thr = arg(thr, types.INT32)
+    return (x & arg(mask, types.UINT8)) ^ (fn.cast(x >= thr, dtype=types.UINT8) * _u8(255))
+
+
 def posterize(x: Any, bits: Any) -> Any:
     """Keep the top ``bits`` bits (per-sample int node, 0..8), like ``ImageOps.posterize``."""
-    mask = 256.0 - math.pow(2.0, 8.0 - fn.cast(bits, dtype=types.FLOAT))
-    return x & _on(fn.cast(mask, dtype=types.UINT8), x)
+    return point(x, *OPS[OP_ID["posterize"]].point(fn.cast(bits, dtype=types.FLOAT)))
 
 
 def solarize(x: Any, threshold: Any) -> Any:
     """Invert pixels ``>= threshold`` (per-sample int node; 256 is the identity)."""
-    thr = _on(fn.cast(threshold, dtype=types.INT32), x)
-    return x ^ (fn.cast(x >= thr, dtype=types.UINT8) * _u8(255))
+    return point(x, *OPS[OP_ID["solarize"]].point(threshold))
 
 
 def invert(x: Any) -> Any:
@@ -169,9 +184,8 @@ def warp(x: Any, matrix: Any, *, size: int) -> Any:
 def rotate_matrix(deg: Any, *, size: int) -> Any:
     """Per-sample float32 ``[2, 3]``: the matrix ``Image.rotate(deg)`` builds (centre S/2)."""
     a = _f32(deg) * float(-np.pi / 180.0)
-    c, s = math.cos(a), math.sin(a)
-    h = size / 2.0
-    return fn.reshape(fn.stack(c, s, h - c * h - s * h, -s, c, h + s * h - c * h), shape=[2, 3])
+    m = pillow_rotation(math.cos(a), math.sin(a), size / 2.0, size / 2.0)
+    return fn.reshape(fn.stack(*m), shape=[2, 3])
 
 
 def rotate(x: Any, deg: Any, *, size: int) -> Any:
@@ -329,6 +343,7 @@ __all__ = [
     "mix_add",
     "mix_multiply",
     "mix_select",
+    "point",
     "posterize",
     "rotate",
     "rotate_matrix",

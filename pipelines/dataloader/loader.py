@@ -34,7 +34,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
 from ipmix_ops import IPMixConfig, reference
-from ipmix_ops.sampling import R_FIDX, sample_record
+from ipmix_ops.sampling import REC, sample_record
 
 from ..contract import DEFAULT_CROP_RATIO, EpochLoader, Finisher, LoaderOptions
 from ..keyed import RATIO, SCALE, check_crop_scale, keyed_crop, keyed_flip
@@ -99,7 +99,7 @@ class IPMixImageFolder(Dataset):
             n_fractals=len(self.bank),
             fractal_size=self.bank.shape[1],
         )
-        mix = reference.ipmix(x, self.bank[int(rec[R_FIDX])], self.cfg, rec)
+        mix = reference.ipmix(x, self.bank[int(rec[REC.fidx])], self.cfg, rec)
         return np.clip(np.floor(mix + np.float32(0.5)), 0, 255).astype(np.uint8)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, int]:

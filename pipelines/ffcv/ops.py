@@ -42,9 +42,8 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ipmix_ops import IPMixConfig
-from ipmix_ops._ops_geometric import _copy_box as copy_box
-from ipmix_ops._ops_geometric import mirror_k
-from ipmix_ops.batch import _apply_k, _scratch
+from ipmix_ops.batch import RenderScratch, render_records_into
+from ipmix_ops.ops import copy_box_k, mirror_k
 from ipmix_ops.sampling import sample_records
 
 from ..keyed import RATIO, SCALE, keyed_crop, keyed_flip
@@ -140,7 +139,7 @@ class KeyedRandomHorizontalFlip(Operation):
     """Flip RGB images ``[B, H, W, 3]`` left-right with probability ``prob``, keyed by
     (seed, epoch, index). Not in place: writes its own buffer.
 
-    The copies are the byte loops of :mod:`ipmix_ops` (``mirror_k``, ``_copy_box``): FFCV's
+    The copies are the byte loops of :mod:`ipmix_ops` (``mirror_k``, ``copy_box_k``): FFCV's
     own ``dst[k] = images[k, :, ::-1]`` / ``dst[k] = images[k]`` cost ~170 us per 224 px
     image in Numba, these ~45 us (same bytes)."""
 
@@ -159,7 +158,7 @@ class KeyedRandomHorizontalFlip(Operation):
                 if keyed_flip(seed, epoch, indices[k], prob):
                     mirror_k(images[k], dst[k], 0.0, 0, 0, h, w)
                 else:
-                    copy_box(images[k], dst[k], 0, 0, h, w)
+                    copy_box_k(images[k], dst[k], 0, 0, h, w)
             return dst[: images.shape[0]]
 
         flip.is_parallel = True
@@ -209,8 +208,7 @@ class IPMixOp(Operation):
         cfg, bank, seed, cell, lock = self.cfg, self.bank, self.seed, self.cell, self.lock
         s, views, clean = cfg.image_size, cfg.views, int(cfg.jsd)
         icfg, _ = cfg.kernel_args()
-        scratch = tuple(a.copy() for a in _scratch(s))  # a private copy: thread-safe
-        no_f32 = np.empty((1, 1, 1, 1, 1), np.float32)
+        scratch = RenderScratch.new(s)  # private buffers: thread-safe
 
         def ipmix(images, dst, indices):
             b = images.shape[0]
@@ -228,7 +226,9 @@ class IPMixOp(Operation):
                         first_view=clean,
                     )
                     x = np.ascontiguousarray(images)
-                    _apply_k(x, bank, recs, icfg, clean, out, no_f32, False, True, *scratch)
+                    render_records_into(
+                        x, bank, recs, icfg, out, scratch, clean_first=clean, view_major=True
+                    )
                 except Exception as e:  # raised in the consumer by FFCVLoader (see errors)
                     self.errors.append(e)
             return dst[:b]
