@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import PHOTO_NAMES, photo
+from helpers import PHOTO_NAMES, photo
 from numba import njit
 from PIL import Image, ImageEnhance, ImageOps
 
