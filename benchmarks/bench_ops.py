@@ -184,7 +184,6 @@ def main(argv: list[str] | None = None) -> int:
         total = sum(compile_s.values())
         print(f"cold JIT compile (empty cache, all kernels + dispatcher): {total:.1f} s")
     meta = metadata("scikit-image")
-    meta["cpu_count"] = os.cpu_count()
     payload = {
         "meta": meta,
         "size": s,

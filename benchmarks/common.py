@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import subprocess
@@ -13,6 +12,8 @@ import time
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+from fractal_store.store import default_workers
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -30,18 +31,10 @@ def median_time(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1) 
     return statistics.median(times)
 
 
-def available_cores() -> int:
-    """CPU cores this process may run on (affinity mask where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def int_list(text: str) -> list[int]:
-    """argparse type: ``"1,2,4"`` -> [1, 2, 4]; ``all`` stands for :func:`available_cores`."""
+    """argparse type: ``"1,2,4"`` -> [1, 2, 4]; ``all`` stands for :func:`default_workers`."""
     try:
-        vals = [available_cores() if v.strip() == "all" else int(v) for v in text.split(",")]
+        vals = [default_workers() if v.strip() == "all" else int(v) for v in text.split(",")]
     except ValueError as err:
         msg = f"expected a comma list of integers or 'all', got {text!r}"
         raise argparse.ArgumentTypeError(msg) from err
@@ -102,7 +95,7 @@ def metadata(*packages: str) -> dict:
         "git_sha": git_sha(),
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "cpu": cpu_model(),
-        "cores": os.cpu_count(),
+        "cores": default_workers(),
         "gpu": gpu,
         "versions": versions("numpy", "numba", "pillow", *packages),
     }

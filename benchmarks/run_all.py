@@ -32,7 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import RESULTS, available_cores, metadata, write_result  # noqa: E402
+from benchmarks.common import RESULTS, metadata, write_result  # noqa: E402
+from fractal_store.store import default_workers  # noqa: E402
 
 STEPS = ("ipmix", "ops", "fractals", "pipelines", "dali")
 
@@ -57,7 +58,7 @@ def cuda_available() -> bool:
 
 def commands(steps: list[str], quick: bool) -> list[tuple[str, list[str]]]:
     """(step, argv) for each selected step; paths relative to the repository root."""
-    cores = core_counts(available_cores())
+    cores = core_counts(default_workers())
     q = ["--quick"] if quick else []
     out = []
     for step in steps:

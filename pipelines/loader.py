@@ -25,8 +25,9 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from fractal_store.store import default_workers
 from ipmix_ops import IPMixConfig
-from ipmix_ops.config import IMAGENET_MEAN, IMAGENET_STD
+from ipmix_ops.config import IMAGENET_MEAN, IMAGENET_STD, mean_std
 
 from .keyed import SCALE, check_crop_scale
 
@@ -99,11 +100,6 @@ class LoaderOptions:
             raise ValueError(f"order must be one of {ORDERS}, got {self.order!r}")
         if self.order == "quasi_random" and self.world_size > 1:
             raise ValueError("order='quasi_random' is not available with world_size > 1")
-
-
-def default_workers() -> int:
-    """CPU cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -271,8 +267,8 @@ def build_loader(
         order=order if train else "sequential",
         os_cache=os_cache,
         crop_scale=crop_scale,
-        mean=cfg.mean if cfg is not None else IMAGENET_MEAN,
-        std=cfg.std if cfg is not None else IMAGENET_STD,
+        mean=mean_std(cfg)[0],
+        std=mean_std(cfg)[1],
     )
     if pipeline == "ffcv":
         from .ffcv import make_loader

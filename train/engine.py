@@ -17,6 +17,8 @@ import torch.distributed as dist
 import torchvision
 from tqdm import tqdm
 
+from fractal_store.store import default_workers
+
 from .losses import ipmix_loss
 from .metrics import calibration_rms, topk_correct
 
@@ -59,7 +61,7 @@ def setup_distributed(device: str) -> DistEnv:
     if world > 1:
         if not dev.type == "cuda":
             local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+            cores = default_workers()
             torch.set_num_threads(max(1, cores // local_world))
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     return DistEnv(rank, world, local, dev)

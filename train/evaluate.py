@@ -117,7 +117,7 @@ def _normalisation(state: dict[str, Any], cfg: dict[str, Any]) -> tuple[tuple, t
     ev = state.get("eval") or {}
     if "mean" in ev and "std" in ev:
         return tuple(ev["mean"]), tuple(ev["std"])
-    from ipmix_ops.config import IMAGENET_MEAN, IMAGENET_STD
+    from ipmix_ops.config import mean_std
 
     try:
         from train.config import make_config
@@ -126,7 +126,7 @@ def _normalisation(state: dict[str, Any], cfg: dict[str, Any]) -> tuple[tuple, t
         ipmix = ipmix_config(make_config(cfg))
     except (ValueError, TypeError):  # not a train/imagenet.py config
         ipmix = None
-    return (ipmix.mean, ipmix.std) if ipmix else (IMAGENET_MEAN, IMAGENET_STD)
+    return mean_std(ipmix)
 
 
 # ---------------------------------------------------------------------- data

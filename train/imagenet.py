@@ -23,7 +23,7 @@ when stopped by ``--max-steps``, SIGTERM or SIGINT). ``--resume`` continues exac
 the checkpoint stands, mid-epoch included.
 
 Exit status: 0 done (or stopped cleanly by a signal, checkpoint written), 2 bad options,
-data or checkpoint, 3 a part that is not built yet (the DALI pipeline, issue #6).
+data or checkpoint.
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ if __package__ in (None, ""):  # run as a script (python train/imagenet.py, torc
 import torch  # noqa: E402
 from torch.nn.parallel import DistributedDataParallel  # noqa: E402
 
+from fractal_store.store import default_workers  # noqa: E402
 from ipmix_ops import IPMixConfig  # noqa: E402
-from ipmix_ops.config import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from ipmix_ops.config import mean_std  # noqa: E402
 from train.checkpoint import (  # noqa: E402
     CheckpointError,
     load_checkpoint,
@@ -353,7 +354,7 @@ def make_trainer(cfg: TrainConfig, env: DistEnv, classes: int, steps: int) -> Tr
     fwd: torch.nn.Module = torch.compile(model) if cfg.compile else model
     if env.distributed:
         fwd = DistributedDataParallel(fwd, device_ids=[env.local_rank] if on_gpu else None)
-    mean, std = (ipmix.mean, ipmix.std) if ipmix else (IMAGENET_MEAN, IMAGENET_STD)
+    mean, std = mean_std(ipmix)
     return Trainer(
         model=fwd,
         raw=model,
@@ -411,8 +412,7 @@ def restore(t: Trainer, cfg: TrainConfig, path: Path) -> None:
 def run(cfg: TrainConfig) -> dict[str, Any]:
     """Train as ``cfg`` says; returns the final record (also the last line of log.jsonl).
 
-    Raises ConfigError / CheckpointError for bad input, NotImplementedError for a pipeline
-    that is not built yet.
+    Raises ConfigError / CheckpointError for bad input.
     """
     check_data(cfg)
     env = setup_distributed(cfg.device)
@@ -436,7 +436,7 @@ def _run(cfg: TrainConfig, env: DistEnv, stop: StopFlag) -> dict[str, Any]:
     classes = count_classes(cfg)
     ipmix = ipmix_config(cfg)
     loaders = Loaders(cfg, ipmix, env)
-    first = loaders.train_loader(0, classes)  # dali: NotImplementedError here
+    first = loaders.train_loader(0, classes)
     val = loaders.val_loader()
     t = make_trainer(cfg, env, classes, len(first))
     ckpt_path = None
@@ -452,7 +452,7 @@ def _run(cfg: TrainConfig, env: DistEnv, stop: StopFlag) -> dict[str, Any]:
             "steps_per_epoch": t.steps_per_epoch,
             "world_size": env.world_size,
             "device": str(env.device),
-            "cpu_cores": len(os.sched_getaffinity(0)),
+            "cpu_cores": default_workers(),
             "resumed_from": str(ckpt_path) if ckpt_path else None,
             "versions": versions(),
             "git_sha": git_sha(),
@@ -563,9 +563,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = parse_config(argv)
         run(cfg)
-    except NotImplementedError as e:
-        print(f"train/imagenet.py: not built yet: --pipeline {cfg.pipeline}: {e}", file=sys.stderr)
-        return 3
     except (ValueError, CheckpointError, FileNotFoundError) as e:  # ConfigError included
         print(f"train/imagenet.py: error: {e}", file=sys.stderr)
         return 2

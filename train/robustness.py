@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fractal_store.store import default_workers
 from train.checkpoint import write_text_atomic
 
 METHODS = ("vanilla", "ipmix", "ipmix_jsd", "augmix")
@@ -127,7 +128,7 @@ def prepare_data(out: Path, spec: Spec, progress: bool = True) -> dict[str, Any]
         out / "corruption_cache",
         val_images[pick],
         val_labels[pick],
-        workers=len(os.sched_getaffinity(0)),
+        workers=default_workers(),
         progress=progress,
         source=str(data / "val"),
     )
@@ -167,7 +168,7 @@ def train_run(
 ) -> dict[str, Any]:
     """Train one (method, seed), evaluate it, save checkpoint and results; returns results."""
     from ipmix_ops import IPMixConfig
-    from ipmix_ops.config import IMAGENET_MEAN, IMAGENET_STD
+    from ipmix_ops.config import mean_std
     from pipelines import build_loader
     from train.checkpoint import rng_state, save_checkpoint
     from train.engine import DistEnv, Normalizer, Trainer, param_groups
@@ -185,7 +186,7 @@ def train_run(
         if method in ("vanilla", "augmix")
         else IPMixConfig.preset("cifar", jsd=method == "ipmix_jsd")
     )
-    mean, std = (ipmix.mean, ipmix.std) if ipmix else (IMAGENET_MEAN, IMAGENET_STD)
+    mean, std = mean_std(ipmix)
     torch.manual_seed(seed)
     loader = build_loader(
         "ffcv",
@@ -324,7 +325,7 @@ def run_experiment(out: str | os.PathLike, spec: Spec, progress: bool = True) ->
         "data_seconds": prep_s,
         "test_images": int(data["manifest"]["images"]),
         "val_images": int(len(data["val"][1])),
-        "cpu_cores": len(os.sched_getaffinity(0)),
+        "cpu_cores": default_workers(),
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "torch": torch.__version__,
