@@ -185,12 +185,13 @@ def predict(
 ) -> torch.Tensor:
     """float32 logits ``[N, C]`` of uint8 NHWC ``images``, normalised ``(x/255-mean)/std``."""
     model.eval().to(device)
-    m = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1) * 255
-    s = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1) * 255
+    from pipelines.loader import Normalise
+
+    normalise = Normalise(mean, std)
     out = []
     for lo in range(0, len(images), batch_size):
         x = torch.from_numpy(np.ascontiguousarray(images[lo : lo + batch_size])).to(device)
-        x = (x.permute(0, 3, 1, 2).float() - m) / s
+        x = normalise(x.permute(0, 3, 1, 2))
         out.append(model(x).float().cpu())
     return torch.cat(out)
 

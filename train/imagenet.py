@@ -359,7 +359,7 @@ def make_trainer(cfg: TrainConfig, env: DistEnv, classes: int, steps: int) -> Tr
         model=fwd,
         raw=model,
         optimizer=opt,
-        normalize=Normalizer(mean, std, env.device, on_gpu and cfg.channels_last),
+        normalize=Normalizer(mean, std, on_gpu and cfg.channels_last),
         env=env,
         steps_per_epoch=steps,
         total_steps=steps * cfg.epochs,

@@ -214,7 +214,7 @@ def train_run(
         model=model,
         raw=model,
         optimizer=opt,
-        normalize=Normalizer(mean, std, torch.device("cpu"), True),
+        normalize=Normalizer(mean, std, True),
         env=DistEnv(),
         steps_per_epoch=steps,
         total_steps=steps * spec.epochs,
