@@ -1,16 +1,13 @@
-"""Shared benchmark plumbing: timing (warm-up + median), run metadata, JSON results."""
+"""Shared benchmark plumbing: timing (warm-up + median), JSON results (run metadata:
+``train.runinfo.run_metadata``)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from fractal_store.store import default_workers
@@ -41,64 +38,6 @@ def int_list(text: str) -> list[int]:
     if not vals or min(vals) < 1:
         raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
     return list(dict.fromkeys(vals))
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def git_sha() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def versions(*packages: str) -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for p in packages:
-        try:
-            out[p] = version(p)
-        except PackageNotFoundError:
-            out[p] = "not installed"
-    return out
-
-
-def metadata(*packages: str) -> dict:
-    """Command, git SHA, versions, CPU model and core count of this run."""
-    gpu = None
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            gpu = torch.cuda.get_device_name(0)
-    except ImportError:
-        pass
-    return {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "git_sha": git_sha(),
-        "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "cpu": cpu_model(),
-        "cores": default_workers(),
-        "gpu": gpu,
-        "versions": versions("numpy", "numba", "pillow", *packages),
-    }
 
 
 def write_result(name: str, payload: dict, out: str | None = None) -> Path:

@@ -32,8 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import RESULTS, metadata, write_result  # noqa: E402
+from benchmarks.common import RESULTS, write_result  # noqa: E402
 from fractal_store.store import default_workers  # noqa: E402
+from train.runinfo import run_metadata  # noqa: E402
 
 STEPS = ("ipmix", "ops", "fractals", "pipelines", "dali")
 
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         if code != 0 or not files:
             failed.append(step)
     suite = {
-        "meta": metadata("torch", "ffcv", "nvidia-dali-cuda120"),
+        "meta": run_metadata("torch", "ffcv", "nvidia-dali-cuda120"),
         "quick": args.quick,
         "steps": done,
         "failed": failed,

@@ -31,9 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
-import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -66,6 +64,7 @@ from train.engine import (  # noqa: E402
     param_groups,
     setup_distributed,
 )
+from train.runinfo import git_sha, versions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT = "checkpoint.pt"
@@ -275,37 +274,6 @@ class Loaders:
 
 
 # ---------------------------------------------------------------------- records
-def git_sha() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    sha = out.stdout.strip() or None
-    return f"{sha}-dirty" if sha and dirty.stdout.strip() else sha
-
-
-def versions() -> dict[str, str | None]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in ("torch", "torchvision", "numpy", "numba", "ffcv", "nvidia-dali-cuda120"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    out["cuda"] = torch.version.cuda
-    return out
-
-
 def append_log(out: Path, record: dict[str, Any]) -> None:
     with open(out / "log.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
@@ -454,7 +422,10 @@ def _run(cfg: TrainConfig, env: DistEnv, stop: StopFlag) -> dict[str, Any]:
             "device": str(env.device),
             "cpu_cores": default_workers(),
             "resumed_from": str(ckpt_path) if ckpt_path else None,
-            "versions": versions(),
+            "versions": {
+                **versions("torch", "torchvision", "numpy", "numba", "ffcv", "nvidia-dali-cuda120"),
+                "cuda": torch.version.cuda,
+            },
             "git_sha": git_sha(),
             "command": sys.argv,
         }

@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ import torch
 
 from fractal_store.store import default_workers
 from train.checkpoint import write_text_atomic
+from train.runinfo import versions
 
 METHODS = ("vanilla", "ipmix", "ipmix_jsd", "augmix")
 LABELS = {
@@ -327,8 +327,7 @@ def run_experiment(out: str | os.PathLike, spec: Spec, progress: bool = True) ->
         "val_images": int(len(data["val"][1])),
         "cpu_cores": default_workers(),
         "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
+        **versions("torch"),
         "runs": {m: [_brief(r) for r in rs] for m, rs in runs.items()},
     }
     write_text_atomic(out / "results.json", json.dumps(result, indent=2) + "\n")
