@@ -167,6 +167,11 @@ class IPMix:
         views = [Image.fromarray(v) if is_pil else _to_chw(v) for v in out]
         return tuple(views) if self.cfg.jsd else views[0]
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (spawned workers, copies) without the plain-call stream: a copy starts
+        its own (and ``itertools.count`` does not pickle on newer Pythons)."""
+        return {**self.__dict__, "_stream": None}
+
     def __repr__(self) -> str:
         return f"IPMix(fractals={self.bank.shape[0]}, cfg={self.cfg})"
 

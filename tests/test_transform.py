@@ -4,6 +4,8 @@ or not (real photos at 32 px, cifar preset)."""
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -100,6 +102,8 @@ def test_keyed_call_and_jsd_views(images, fractal_like_bank):
     t.set_epoch(4)
     assert t.epoch == 4
     np.testing.assert_array_equal(np.stack([np.asarray(v) for v in t(pil, index=2)]), want)
+    copy = pickle.loads(pickle.dumps(t))  # what a spawned worker gets
+    assert copy.epoch == 4 and np.array_equal(np.asarray(copy(pil, index=2)[1]), want[1])
     ds = IPMixDataset(Photos(images), t, post=lambda v: v.float() / 255)
     views, label = ds[2]
     assert label == 2 and len(views) == 3 and views[1].dtype == torch.float32
