@@ -20,6 +20,7 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml tools/setup_system.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt -c constraints.txt
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
+	$(PY) tools/check_pins.py
 	@touch $(STAMP)
 	@echo "setup: .venv ready ($$(du -sh $(VENV) | cut -f1))"
 

@@ -35,12 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench_pipelines import imagenet_like_folder, photo_bank, time_loader  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     int_list,
-    metadata,
     print_table,
     rate_fields,
     write_result,
 )
 from ipmix_ops import IPMixConfig  # noqa: E402
+from ipmix_train.runinfo import run_metadata  # noqa: E402
 from pipelines.contract import LoaderOptions  # noqa: E402
 from pipelines.dali.loader import make_loader, resolve_ipmix_impl  # noqa: E402
 
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     path = write_result(
         "dali" if args.device == "cpu" else "dali_gpu",
         {
-            "meta": metadata("nvidia-dali-cuda120", "torch"),
+            "meta": run_metadata("nvidia-dali-cuda120", "torch"),
             "data": {**data, "source": "scikit-image photos, random crops/rescales, q90"},
             "bank": bank_desc,
             "size": args.size,

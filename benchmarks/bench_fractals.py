@@ -43,7 +43,7 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 
 import fractal_store as fs  # noqa: E402
-from benchmarks.common import median_time, metadata, write_result  # noqa: E402
+from benchmarks.common import median_time, write_result  # noqa: E402
 from fractal_store.build import software_versions  # noqa: E402
 from fractal_store.escape_time import ESCAPE_FAMILIES  # noqa: E402
 from fractal_store.reference import render_escape_numpy  # noqa: E402
@@ -53,6 +53,7 @@ from fractal_store.store import (  # noqa: E402
     default_workers,
     encode_image,
 )
+from ipmix_train.runinfo import run_metadata  # noqa: E402
 
 COLD = """
 import time, fractal_store as fs
@@ -270,7 +271,7 @@ def main() -> None:
         store = bench_store(Path(tmp), store_count, args.size, cores, repeats)
 
     result = {
-        "meta": metadata(),
+        "meta": run_metadata(),
         "loadavg_at_end": os.getloadavg(),
         "versions": software_versions(),
         "size": args.size,

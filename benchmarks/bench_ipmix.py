@@ -33,11 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import (  # noqa: E402
     int_list,
     median_time,
-    metadata,
     print_table,
     write_result,
 )
 from ipmix_ops import IPMixConfig, ipmix_batch, reference, sample_records  # noqa: E402
+from ipmix_train.runinfo import run_metadata  # noqa: E402
 
 PHOTOS = (
     "astronaut",
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     path = write_result(
         "ipmix",
         {
-            "meta": metadata(),
+            "meta": run_metadata(),
             "size": args.size,
             "batch": args.batch,
             "cold_compile_s": compile_s,

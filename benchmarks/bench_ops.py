@@ -31,8 +31,9 @@ from PIL import Image, ImageEnhance, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import median_time, metadata, print_table, write_result  # noqa: E402
+from benchmarks.common import median_time, print_table, write_result  # noqa: E402
 from ipmix_ops import ops  # noqa: E402
+from ipmix_train.runinfo import run_metadata  # noqa: E402
 
 # (op, parameter): one typical imagenet-preset value per op, plus larger magnitudes for the
 # geometric ops, whose cost depends on the parameter.
@@ -184,8 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     if compile_s is not None:
         total = sum(compile_s.values())
         print(f"cold JIT compile (empty cache, all kernels + dispatcher): {total:.1f} s")
-    meta = metadata("scikit-image")
-    meta["cpu_count"] = os.cpu_count()
+    meta = run_metadata("scikit-image")
     payload = {
         "meta": meta,
         "size": s,

@@ -40,12 +40,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (  # noqa: E402
     int_list,
-    metadata,
     print_table,
     rate_fields,
     write_result,
 )
 from ipmix_ops import IPMixConfig  # noqa: E402
+from ipmix_train.runinfo import run_metadata  # noqa: E402
 from pipelines import build_loader  # noqa: E402
 from pipelines.datasets.beton import write_beton  # noqa: E402
 
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     path = write_result(
         "pipelines",
         {
-            "meta": metadata("torch", "torchvision", "ffcv"),
+            "meta": run_metadata("torch", "torchvision", "ffcv"),
             "data": {**data, "source": "scikit-image photos, random crops/rescales, q90"},
             "bank": bank_desc,
             "size": args.size,

@@ -1,18 +1,16 @@
-"""Shared benchmark plumbing: timing (warm-up + median), run metadata, JSON results."""
+"""Shared benchmark plumbing: timing (warm-up + median), JSON results (run metadata:
+``ipmix_train.runinfo.run_metadata``)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+from fractal_store.store import default_workers
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -30,82 +28,16 @@ def median_time(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1) 
     return statistics.median(times)
 
 
-def available_cores() -> int:
-    """CPU cores this process may run on (affinity mask where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def int_list(text: str) -> list[int]:
-    """argparse type: ``"1,2,4"`` -> [1, 2, 4]; ``all`` stands for :func:`available_cores`."""
+    """argparse type: ``"1,2,4"`` -> [1, 2, 4]; ``all`` stands for :func:`default_workers`."""
     try:
-        vals = [available_cores() if v.strip() == "all" else int(v) for v in text.split(",")]
+        vals = [default_workers() if v.strip() == "all" else int(v) for v in text.split(",")]
     except ValueError as err:
         msg = f"expected a comma list of integers or 'all', got {text!r}"
         raise argparse.ArgumentTypeError(msg) from err
     if not vals or min(vals) < 1:
         raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
     return list(dict.fromkeys(vals))
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def git_sha() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def versions(*packages: str) -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for p in packages:
-        try:
-            out[p] = version(p)
-        except PackageNotFoundError:
-            out[p] = "not installed"
-    return out
-
-
-def metadata(*packages: str) -> dict:
-    """Command, git SHA, versions, CPU model and core count of this run."""
-    gpu = None
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            gpu = torch.cuda.get_device_name(0)
-    except ImportError:
-        pass
-    return {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "git_sha": git_sha(),
-        "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "gpu": gpu,
-        "versions": versions("numpy", "numba", "pillow", *packages),
-    }
 
 
 def write_result(name: str, payload: dict, out: str | None = None) -> Path:

@@ -32,7 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import RESULTS, available_cores, metadata, write_result  # noqa: E402
+from benchmarks.common import RESULTS, write_result  # noqa: E402
+from fractal_store.store import default_workers  # noqa: E402
+from ipmix_train.runinfo import run_metadata  # noqa: E402
 
 STEPS = ("ipmix", "ops", "fractals", "pipelines", "dali")
 
@@ -57,7 +59,7 @@ def cuda_available() -> bool:
 
 def commands(steps: list[str], quick: bool) -> list[tuple[str, list[str]]]:
     """(step, argv) for each selected step; paths relative to the repository root."""
-    cores = core_counts(available_cores())
+    cores = core_counts(default_workers())
     q = ["--quick"] if quick else []
     out = []
     for step in steps:
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         if code != 0 or not files:
             failed.append(step)
     suite = {
-        "meta": metadata("torch", "ffcv", "nvidia-dali-cuda120"),
+        "meta": run_metadata("torch", "ffcv", "nvidia-dali-cuda120"),
         "quick": args.quick,
         "steps": done,
         "failed": failed,

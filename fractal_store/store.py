@@ -174,7 +174,6 @@ class StoreWriter:
         self._params: list[bytes] = []
         self._zf: zipfile.ZipFile | None = None
         self._tmp: Path | None = None
-        self.bytes_images = 0
 
     def __len__(self) -> int:
         return len(self._sums)
@@ -201,7 +200,6 @@ class StoreWriter:
         self._sums.append(hashlib.sha256(data).hexdigest())
         self._params.append(json.dumps(params, sort_keys=True, separators=(",", ":")).encode())
         self._zf.writestr(_zinfo(image_name(index, self.encoding)), data)
-        self.bytes_images += len(data)
 
     def __exit__(self, exc_type, exc, tb) -> None:
         assert self._zf is not None and self._tmp is not None

@@ -13,10 +13,11 @@ from .config import IPMixConfig
 from .mixing import mix_add, mix_multiply, mix_random_elems, mix_random_pixels, to_uint8
 from .optable import MIX_NAMES, OP_NAMES
 from .sampling import Record, sample_record, sample_records
-from .transform import IPMix
+from .transform import IPMix, IPMixDataset
 
 __all__ = [
     "IPMix",
+    "IPMixDataset",
     "IPMixConfig",
     "MIX_NAMES",
     "OP_NAMES",

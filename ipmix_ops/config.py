@@ -14,6 +14,15 @@ from .optable import N_ALL_OPS, N_DEFAULT_OPS
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+
+def mean_std(cfg: IPMixConfig | None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The normalisation of a model's input (RGB, fractions of 255): the IPMix config's
+    ``mean``/``std``, or ImageNet's when IPMix is off (``cfg`` None)."""
+    if cfg is None:
+        return IMAGENET_MEAN, IMAGENET_STD
+    return tuple(cfg.mean), tuple(cfg.std)
+
+
 PATCH_SOURCES = ("mixed", "fractal")
 OVERFLOW_MODES = ("wrap", "clip")
 

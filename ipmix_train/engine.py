@@ -17,6 +17,9 @@ import torch.distributed as dist
 import torchvision
 from tqdm import tqdm
 
+from fractal_store.store import default_workers
+from pipelines.contract import Normalise
+
 from .losses import ipmix_loss
 from .metrics import calibration_rms, topk_correct
 
@@ -59,7 +62,7 @@ def setup_distributed(device: str) -> DistEnv:
     if world > 1:
         if not dev.type == "cuda":
             local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+            cores = default_workers()
             torch.set_num_threads(max(1, cores // local_world))
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     return DistEnv(rank, world, local, dev)
@@ -120,15 +123,14 @@ class Normalizer:
     ``(x / 255 - mean) / std``, views concatenated along the batch; channels-last on
     request. Float batches pass through (already normalised by the loader)."""
 
-    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], device, channels_last):
-        self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255.0
-        self.inv_std = 1.0 / (torch.tensor(std, device=device).view(1, 3, 1, 1) * 255.0)
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], channels_last: bool):
+        self.normalise = Normalise(mean, std)
         self.channels_last = channels_last
 
     def __call__(self, images: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
         x = torch.cat(images, dim=0) if isinstance(images, (tuple, list)) else images
         if x.dtype == torch.uint8:
-            x = (x.float() - self.mean) * self.inv_std
+            x = self.normalise(x)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 

@@ -114,7 +114,7 @@ def _normalisation(state: dict[str, Any], cfg: dict[str, Any]) -> tuple[tuple, t
     ev = state.get("eval") or {}
     if "mean" in ev and "std" in ev:
         return tuple(ev["mean"]), tuple(ev["std"])
-    from ipmix_ops.config import IMAGENET_MEAN, IMAGENET_STD
+    from ipmix_ops.config import mean_std
 
     try:
         from ipmix_train.config import ipmix_config, make_config
@@ -122,7 +122,7 @@ def _normalisation(state: dict[str, Any], cfg: dict[str, Any]) -> tuple[tuple, t
         ipmix = ipmix_config(make_config(cfg))
     except (ValueError, TypeError):  # not a train/imagenet.py config
         ipmix = None
-    return (ipmix.mean, ipmix.std) if ipmix else (IMAGENET_MEAN, IMAGENET_STD)
+    return mean_std(ipmix)
 
 
 # ---------------------------------------------------------------------- data
@@ -181,12 +181,13 @@ def predict(
 ) -> torch.Tensor:
     """float32 logits ``[N, C]`` of uint8 NHWC ``images``, normalised ``(x/255-mean)/std``."""
     model.eval().to(device)
-    m = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1) * 255
-    s = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1) * 255
+    from pipelines.contract import Normalise
+
+    normalise = Normalise(mean, std)
     out = []
     for lo in range(0, len(images), batch_size):
         x = torch.from_numpy(np.ascontiguousarray(images[lo : lo + batch_size])).to(device)
-        x = (x.permute(0, 3, 1, 2).float() - m) / s
+        x = normalise(x.permute(0, 3, 1, 2))
         out.append(model(x).float().cpu())
     return torch.cat(out)
 

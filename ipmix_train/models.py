@@ -58,13 +58,6 @@ class CifarResNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-def model_names() -> list[str]:
-    """Every name :func:`build_model` accepts."""
-    import torchvision
-
-    return sorted(CIFAR_RESNETS) + torchvision.models.list_models(module=torchvision.models)
-
-
 def build_model(arch: str, num_classes: int) -> nn.Module:
     """A randomly initialised classifier: a CIFAR ResNet by name, else a torchvision model
     (``ipmix_train.engine.build_model``). Unknown names raise ``ValueError``."""

@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from fractal_store.store import default_workers
 from ipmix_train.checkpoint import write_text_atomic
+from ipmix_train.runinfo import versions
 
 METHODS = ("vanilla", "ipmix", "ipmix_jsd", "augmix")
 LABELS = {
@@ -127,7 +128,7 @@ def prepare_data(out: Path, spec: Spec, progress: bool = True) -> dict[str, Any]
         out / "corruption_cache",
         val_images[pick],
         val_labels[pick],
-        workers=len(os.sched_getaffinity(0)),
+        workers=default_workers(),
         progress=progress,
         source=str(data / "val"),
     )
@@ -167,7 +168,7 @@ def train_run(
 ) -> dict[str, Any]:
     """Train one (method, seed), evaluate it, save checkpoint and results; returns results."""
     from ipmix_ops import IPMixConfig
-    from ipmix_ops.config import IMAGENET_MEAN, IMAGENET_STD
+    from ipmix_ops.config import mean_std
     from ipmix_train.checkpoint import rng_state, save_checkpoint
     from ipmix_train.engine import DistEnv, Normalizer, Trainer, param_groups
     from ipmix_train.evaluate import cache_sources, evaluate
@@ -185,7 +186,7 @@ def train_run(
         if method in ("vanilla", "augmix")
         else IPMixConfig.preset("cifar", jsd=method == "ipmix_jsd")
     )
-    mean, std = (ipmix.mean, ipmix.std) if ipmix else (IMAGENET_MEAN, IMAGENET_STD)
+    mean, std = mean_std(ipmix)
     torch.manual_seed(seed)
     loader = build_loader(
         "ffcv",
@@ -213,7 +214,7 @@ def train_run(
         model=model,
         raw=model,
         optimizer=opt,
-        normalize=Normalizer(mean, std, torch.device("cpu"), True),
+        normalize=Normalizer(mean, std, True),
         env=DistEnv(),
         steps_per_epoch=steps,
         total_steps=steps * spec.epochs,
@@ -324,10 +325,9 @@ def run_experiment(out: str | os.PathLike, spec: Spec, progress: bool = True) ->
         "data_seconds": prep_s,
         "test_images": int(data["manifest"]["images"]),
         "val_images": int(len(data["val"][1])),
-        "cpu_cores": len(os.sched_getaffinity(0)),
+        "cpu_cores": default_workers(),
         "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
+        **versions("torch"),
         "runs": {m: [_brief(r) for r in rs] for m, rs in runs.items()},
     }
     write_text_atomic(out / "results.json", json.dumps(result, indent=2) + "\n")

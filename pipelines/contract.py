@@ -100,11 +100,6 @@ class LoaderOptions:
             raise ValueError("order='quasi_random' is not available with world_size > 1")
 
 
-def default_workers() -> int:
-    """CPU cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-
-
 def resolve_device(device: str | torch.device) -> torch.device:
     """``"auto"``: CUDA when available, else the CPU; anything else as ``torch.device``."""
     if isinstance(device, str) and device == "auto":
@@ -165,6 +160,21 @@ def resolve_bank(
     return np.ascontiguousarray(bank)
 
 
+class Normalise:
+    """NCHW images (uint8 or float in [0, 255]) -> float32 ``(x / 255 - mean) / std``, the
+    one normalisation of loaders, trainer and evaluation; ``mean``/``std`` RGB fractions of
+    255 (:func:`ipmix_ops.config.mean_std`). The constants follow the input's device."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mean.device != x.device:
+            self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
+        return x.to(torch.float32).sub_(self.mean).div_(self.std)
+
+
 class Finisher:
     """The device-side end of every backend: views to NCHW channels-last, optional
     normalisation. Input: uint8 ``[B, V, S, S, 3]`` (NHWC per view) or an NCHW batch.
@@ -181,13 +191,7 @@ class Finisher:
         view_major: bool = False,
     ) -> None:
         self.output, self.view_major = output, view_major
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
-        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
-
-    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
-        if self.mean.device != x.device:
-            self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
-        return x.to(torch.float32).sub_(self.mean).div_(self.std)
+        self._normalise = Normalise(mean, std)
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[Any, torch.Tensor]:
         if images.ndim == 5 and self.view_major:

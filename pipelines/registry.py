@@ -16,13 +16,13 @@ from typing import Any
 
 import torch
 
+from fractal_store.store import default_workers
 from ipmix_ops import IPMixConfig
-from ipmix_ops.config import IMAGENET_MEAN, IMAGENET_STD
+from ipmix_ops.config import mean_std
 
 from .contract import (
     Loader,
     LoaderOptions,
-    default_workers,
     resolve_bank,
     resolve_device,
     resolve_ipmix,
@@ -108,7 +108,7 @@ def build_loader(
         order=order if train else "sequential",
         os_cache=os_cache,
         crop_scale=crop_scale,
-        mean=cfg.mean if cfg is not None else IMAGENET_MEAN,
-        std=cfg.std if cfg is not None else IMAGENET_STD,
+        mean=mean_std(cfg)[0],
+        std=mean_std(cfg)[1],
     )
     return backend(pipeline).make_loader(data, opts, augment, bank)

@@ -1,10 +1,11 @@
-"""Shared fixtures: real photos (offline, from scikit-image) and GPU test skipping."""
+"""Shared fixtures: real photos (offline, from scikit-image; tests/helpers.py) and GPU test
+skipping."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
+from helpers import PHOTO_NAMES, photo
 
 
 def _gpu_available() -> bool:
@@ -23,25 +24,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
-
-
-def photo(name: str, size: int | tuple[int, int] = 224) -> np.ndarray:
-    """A real photo from skimage.data, centre-cropped square and resized: uint8 H×W×3."""
-    from skimage import data
-
-    img = getattr(data, name)()
-    if img.ndim == 2:
-        img = np.stack([img] * 3, axis=-1)
-    img = img[..., :3]
-    h, w = img.shape[:2]
-    s = min(h, w)
-    img = img[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
-    hw = (size, size) if isinstance(size, int) else size
-    im = Image.fromarray(np.ascontiguousarray(img)).resize((hw[1], hw[0]), Image.BILINEAR)
-    return np.asarray(im).copy()
-
-
-PHOTO_NAMES = ("astronaut", "chelsea", "coffee", "rocket")
 
 
 @pytest.fixture(scope="session")

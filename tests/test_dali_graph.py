@@ -57,7 +57,7 @@ def run(build, *inputs: np.ndarray, batch: int, device: str = "cpu", iters: int 
 
 @pytest.fixture(scope="module")
 def photos() -> np.ndarray:
-    from conftest import PHOTO_NAMES, photo
+    from helpers import PHOTO_NAMES, photo
 
     return np.stack([photo(n, S) for n in PHOTO_NAMES])
 
@@ -84,7 +84,7 @@ def test_op_param_equals_optable():
 @pytest.mark.parametrize("device", ["cpu", pytest.param("gpu", marks=pytest.mark.gpu)])
 def test_image_op_forms_equal_kernels(photos, device):
     """Every op of the graph's class switch, parameters fed from outside, vs ipmix_ops."""
-    from test_dali_ops import opencv_equalize
+    from helpers import opencv_equalize
 
     cfg = IPMixConfig(image_size=S, all_ops=True)
     cases = []  # (op, param) pairs: 2 levels per op, both signs
@@ -185,7 +185,7 @@ def test_sampling_fractal_only_source():
 # ------------------------------------------------------------------- (c) end to end
 @pytest.fixture(scope="module")
 def bank() -> np.ndarray:
-    from conftest import photo
+    from helpers import photo
 
     return np.stack([photo(n, 80) for n in ("hubble_deep_field", "immunohistochemistry")])
 

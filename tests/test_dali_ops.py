@@ -29,7 +29,7 @@ S = 64
 
 @pytest.fixture(scope="module")
 def photos() -> np.ndarray:
-    from conftest import PHOTO_NAMES, photo
+    from helpers import PHOTO_NAMES, photo
 
     return np.stack([photo(n, S) for n in PHOTO_NAMES])
 
@@ -114,26 +114,11 @@ def test_rotate_matrix_is_pillows():
     np.testing.assert_allclose(out.reshape(4, 6), ref, atol=2e-5)
 
 
-def opencv_equalize(img: np.ndarray) -> np.ndarray:
-    """OpenCV's ``equalizeHist`` per channel (the formula ``fn.equalize`` follows)."""
-    out = np.empty_like(img)
-    for c in range(3):
-        ch = img[..., c]
-        hist = np.bincount(ch.ravel(), minlength=256)
-        first = int(np.nonzero(hist)[0][0])
-        if hist[first] == ch.size:
-            out[..., c] = first
-            continue
-        scale = 255.0 / (ch.size - hist[first])
-        lut = np.clip(np.round(np.cumsum(hist) * scale - hist[first] * scale), 0, 255)
-        lut[: first + 1] = 0
-        out[..., c] = lut.astype(np.uint8)[ch]
-    return out
-
-
 def test_equalize_is_opencv_formula(photos):
     """``fn.equalize`` is OpenCV's equalisation (documented deviation from Pillow's)."""
     out = run_op(lambda x, p: dali_ops.equalize(x), photos, np.zeros(4, np.float32))
+    from helpers import opencv_equalize
+
     ref = np.stack([opencv_equalize(im) for im in photos])
     diff = np.abs(out.astype(int) - ref.astype(int))
     assert diff.max() <= 1 and (diff == 0).mean() > 0.99, (diff.max(), (diff == 0).mean())

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import PHOTO_NAMES, photo
+from helpers import PHOTO_NAMES, photo
 from numba import njit
 from PIL import Image
 

@@ -217,7 +217,7 @@ def _run_native(build, images: np.ndarray, params: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def photos64() -> np.ndarray:
-    from conftest import photo
+    from helpers import photo
 
     return np.stack([photo(n, 64) for n in ("astronaut", "chelsea", "coffee", "rocket")])
 

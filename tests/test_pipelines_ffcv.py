@@ -26,6 +26,7 @@ from ffcv.fields.rgb_image import RandomResizedCropRGBImageDecoder
 from ffcv.loader import Loader, OrderOption
 from ffcv.transforms import Squeeze, ToDevice, ToTensor, ToTorchImage
 
+import fractal_store
 from ipmix_ops import IPMixConfig, ipmix_batch
 from pipelines import build_loader
 from pipelines.contract import LoaderOptions
@@ -175,7 +176,6 @@ def test_jsd_views_two_threads_match_ipmix_batch(betons, bank, plain):
 
 
 def test_one_view_float_output_from_a_fractal_store(betons, plain, monkeypatch):
-    fractal_store = pytest.importorskip("fractal_store")
     store = betons["root"] / "fractals.zip"
     fractal_store.build_store(store, count=3, size=36, seed=0, progress=False)
     loader = _loader(betons, ipmix="cifar", fractals=store, output="float")

@@ -214,10 +214,7 @@ def test_each_pipeline_trains_and_loss_goes_down(pipeline: str, demo, tmp_path: 
         out=str(tmp_path / "run"),
         **TINY,
     )
-    try:
-        final = run(cfg)
-    except NotImplementedError as e:
-        pytest.skip(f"--pipeline {pipeline}: {e}")
+    final = run(cfg)
     epochs = _epochs(tmp_path / "run")
     losses = [e["train_loss"] for e in epochs]
     assert len(epochs) == 3 and epochs[-1]["step"] == 18
@@ -230,15 +227,6 @@ def test_each_pipeline_trains_and_loss_goes_down(pipeline: str, demo, tmp_path: 
     assert meta["config"]["pipeline"] == pipeline and meta["num_classes"] == 10
     assert meta["versions"]["torch"] and "git_sha" in meta and meta["steps_per_epoch"] == 6
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["epoch"] == 3
-
-
-def test_dali_pipeline_says_not_built(demo, tmp_path: Path, capsys) -> None:
-    argv = ["--pipeline", "dali", "--train-data", str(demo["train"]), "--val-data"]
-    argv += [str(demo["val"]), "--out", str(tmp_path), "--device", "cpu", "--arch", "resnet18"]
-    code = main(argv)
-    if code == 0:
-        pytest.skip("the DALI pipeline exists now: covered by the pipeline test")
-    assert code == 3 and "not built yet" in capsys.readouterr().err
 
 
 def test_resume_equals_uninterrupted_run(demo, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import photo
+from helpers import photo
 from PIL import Image
 
 from pipelines.datasets.beton import (

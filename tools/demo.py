@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The product's main job on an embedded default, offline (``make demo``).
 
-Steps (each says clearly when its part is not built yet):
+Steps:
   1. fractal store    render a small fractal set with the Numba generator
   2. demo dataset     Fashion-MNIST (Debian package) as an RGB ImageFolder tree
   3. IPMix            a sample grid PNG + fast path vs Pillow reference throughput
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+import fractal_store
 from ipmix_ops import IPMixConfig, ipmix_batch, reference, sample_records
 from pipelines.datasets.demo import write_demo_imagefolder
 
@@ -31,25 +33,9 @@ def banner(n: int, title: str) -> None:
     print(f"\n== [{n}/5] {title}", flush=True)
 
 
-def not_yet(what: str, issue: int) -> None:
-    print(f"   NOT BUILT YET: {what} (issue #{issue}); skipping this step.")
-
-
 def step_fractals(out: Path, cfg: IPMixConfig, count: int) -> np.ndarray:
     banner(1, "fractal store")
     store_path = out / "fractals.zip"
-    try:
-        import fractal_store
-    except ImportError:
-        fractal_store = None
-    if fractal_store is None or not hasattr(fractal_store, "build_store"):
-        not_yet("fractal_store.build_store", 4)
-        print("   using real photos from scikit-image as the mixing pictures instead")
-        from skimage import data
-
-        pics = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket()]
-        f = cfg.fractal_size
-        return np.stack([np.asarray(Image.fromarray(p).resize((f, f))) for p in pics])
     t0 = time.perf_counter()
     if not store_path.exists():
         fractal_store.build_store(store_path, count=count, size=64, seed=0, progress=True)
@@ -123,12 +109,9 @@ def step_ipmix(out: Path, data_root: Path, bank: np.ndarray, cfg: IPMixConfig) -
     )
 
 
-def step_beton(out: Path, data_root: Path) -> Path | None:
+def step_beton(out: Path, data_root: Path) -> Path:
     banner(4, ".beton dataset (FFCV)")
     tool = ROOT / "tools" / "write_beton.py"
-    if not tool.exists():
-        not_yet("tools/write_beton.py", 5)
-        return None
     beton = out / "demo_train.beton"
     subprocess.run(
         [
@@ -146,25 +129,18 @@ def step_beton(out: Path, data_root: Path) -> Path | None:
     return beton
 
 
-def step_train(out: Path, data_root: Path, beton: Path | None) -> None:
+def step_train(out: Path, data_root: Path, beton: Path) -> None:
     banner(5, "short training runs on the CPU")
     trainer = ROOT / "train" / "imagenet.py"
-    if not trainer.exists():
-        not_yet("train/imagenet.py", 7)
-        return
     store = out / "fractals.zip"
     # resnet18 at 32 px, IPMix (cifar preset, one view: --no-jsd keeps it short), capped
     # at two epochs of the 2,000-image demo set (about a minute per run on two cores)
     common = ["--device", "cpu", "--arch", "resnet18", "--image-size", "32", "--epochs", "2"]
     common += ["--batch-size", "64", "--lr", "0.02", "--warmup-epochs", "0.2", "--max-steps"]
-    common += ["62", "--no-progress"]
-    if store.exists():
-        common += ["--fractals", str(store), "--ipmix-preset", "cifar", "--no-jsd"]
+    common += ["62", "--no-progress", "--fractals", str(store), "--ipmix-preset", "cifar"]
+    common += ["--no-jsd"]
     for pipeline in ("dali", "ffcv"):
         if pipeline == "ffcv":
-            if beton is None:
-                not_yet("FFCV pipeline input (.beton)", 5)
-                continue
             from pipelines.datasets.beton import write_beton
 
             val = out / "demo_val.beton"
@@ -180,20 +156,11 @@ def step_train(out: Path, data_root: Path, beton: Path | None) -> None:
         res = subprocess.run(
             [*cmd, "--out", str(run_dir)], capture_output=True, text=True, check=False
         )
-        if res.returncode < 0 and pipeline == "ffcv" and "--fractals" in cmd:
-            # known pipelines bug: IPMixOp inside FFCV can crash while the model trains in
-            # the main thread (reported with issue #7); show the pipeline without IPMix
-            print(f"   ffcv + IPMix crashed (signal {-res.returncode}); again without IPMix")
-            cmd = cmd[: cmd.index("--fractals")]
-            res = subprocess.run(
-                [*cmd, "--out", str(run_dir)], capture_output=True, text=True, check=False
-            )
-        if res.returncode == 3:  # the trainer's code for "not built yet"
-            print(f"   NOT BUILT YET: {res.stderr.strip().splitlines()[-1]}; skipping.")
-            continue
         if res.returncode != 0:
             print(res.stdout[-3000:] + res.stderr[-3000:])
-            raise SystemExit(f"training with --pipeline {pipeline} failed")
+            rc = res.returncode
+            how = f"killed by {signal.Signals(-rc).name}" if rc < 0 else f"exit status {rc}"
+            raise SystemExit(f"training with --pipeline {pipeline} failed ({how})")
         final = [json.loads(x) for x in (run_dir / "log.jsonl").read_text().splitlines()][-1]
         print(
             f"   {pipeline}: {final['step']} steps, val top-1 {final['val_top1']:.1f}% "

@@ -23,7 +23,7 @@ when stopped by ``--max-steps``, SIGTERM or SIGINT). ``--resume`` continues exac
 the checkpoint stands, mid-epoch included.
 
 Exit status: 0 done (or stopped cleanly by a signal, checkpoint written), 2 bad options,
-data or checkpoint, 3 a part that is not built yet (the DALI pipeline, issue #6).
+data or checkpoint.
 """
 
 from __future__ import annotations
@@ -31,9 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
-import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -42,8 +40,9 @@ from typing import Any
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from fractal_store.store import default_workers
 from ipmix_ops import IPMixConfig
-from ipmix_ops.config import IMAGENET_MEAN, IMAGENET_STD
+from ipmix_ops.config import mean_std
 from ipmix_train.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -69,6 +68,7 @@ from ipmix_train.engine import (
     param_groups,
     setup_distributed,
 )
+from ipmix_train.runinfo import git_sha, versions
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT = "checkpoint.pt"
@@ -270,37 +270,6 @@ class Loaders:
 
 
 # ---------------------------------------------------------------------- records
-def git_sha() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    sha = out.stdout.strip() or None
-    return f"{sha}-dirty" if sha and dirty.stdout.strip() else sha
-
-
-def versions() -> dict[str, str | None]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in ("torch", "torchvision", "numpy", "numba", "ffcv", "nvidia-dali-cuda120"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    out["cuda"] = torch.version.cuda
-    return out
-
-
 def append_log(out: Path, record: dict[str, Any]) -> None:
     with open(out / "log.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
@@ -349,12 +318,12 @@ def make_trainer(cfg: TrainConfig, env: DistEnv, classes: int, steps: int) -> Tr
     fwd: torch.nn.Module = torch.compile(model) if cfg.compile else model
     if env.distributed:
         fwd = DistributedDataParallel(fwd, device_ids=[env.local_rank] if on_gpu else None)
-    mean, std = (ipmix.mean, ipmix.std) if ipmix else (IMAGENET_MEAN, IMAGENET_STD)
+    mean, std = mean_std(ipmix)
     return Trainer(
         model=fwd,
         raw=model,
         optimizer=opt,
-        normalize=Normalizer(mean, std, env.device, on_gpu and cfg.channels_last),
+        normalize=Normalizer(mean, std, on_gpu and cfg.channels_last),
         env=env,
         steps_per_epoch=steps,
         total_steps=steps * cfg.epochs,
@@ -407,8 +376,7 @@ def restore(t: Trainer, cfg: TrainConfig, path: Path) -> None:
 def run(cfg: TrainConfig) -> dict[str, Any]:
     """Train as ``cfg`` says; returns the final record (also the last line of log.jsonl).
 
-    Raises ConfigError / CheckpointError for bad input, NotImplementedError for a pipeline
-    that is not built yet.
+    Raises ConfigError / CheckpointError for bad input.
     """
     check_data(cfg)
     env = setup_distributed(cfg.device)
@@ -432,7 +400,7 @@ def _run(cfg: TrainConfig, env: DistEnv, stop: StopFlag) -> dict[str, Any]:
     classes = count_classes(cfg)
     ipmix = ipmix_config(cfg)
     loaders = Loaders(cfg, ipmix, env)
-    first = loaders.train_loader(0, classes)  # dali: NotImplementedError here
+    first = loaders.train_loader(0, classes)
     val = loaders.val_loader()
     t = make_trainer(cfg, env, classes, len(first))
     ckpt_path = None
@@ -448,9 +416,12 @@ def _run(cfg: TrainConfig, env: DistEnv, stop: StopFlag) -> dict[str, Any]:
             "steps_per_epoch": t.steps_per_epoch,
             "world_size": env.world_size,
             "device": str(env.device),
-            "cpu_cores": len(os.sched_getaffinity(0)),
+            "cpu_cores": default_workers(),
             "resumed_from": str(ckpt_path) if ckpt_path else None,
-            "versions": versions(),
+            "versions": {
+                **versions("torch", "torchvision", "numpy", "numba", "ffcv", "nvidia-dali-cuda120"),
+                "cuda": torch.version.cuda,
+            },
             "git_sha": git_sha(),
             "command": sys.argv,
         }
@@ -559,9 +530,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = parse_config(argv)
         run(cfg)
-    except NotImplementedError as e:
-        print(f"train/imagenet.py: not built yet: --pipeline {cfg.pipeline}: {e}", file=sys.stderr)
-        return 3
     except (ValueError, CheckpointError, FileNotFoundError) as e:  # ConfigError included
         print(f"train/imagenet.py: error: {e}", file=sys.stderr)
         return 2

@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from fractal_store.store import default_workers
+
 from .folder import BadImageError, BetonError, DataDirError, load_rgb, probe, scan_image_folder
 
 WRITE_MODES = ("smart", "raw", "jpg", "proportion")
@@ -186,7 +188,7 @@ def write_beton(
         raise ValueError(f"compress_probability must be in [0, 1], got {compress_probability}")
     if chunk_size < 1 or (subset is not None and subset < 1):
         raise ValueError(f"chunk_size and subset must be >= 1, got {chunk_size}, {subset}")
-    workers = num_workers or len(os.sched_getaffinity(0))
+    workers = num_workers or default_workers()
     out = Path(out)
     classes, samples, ignored = scan_image_folder(data_dir)
     if subset is not None and subset < len(samples):
