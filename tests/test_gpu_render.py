@@ -195,8 +195,9 @@ def _patch_step(rec, cfg, c, d, mix, box, src=None, ab=(0.6, 0.4), p=0.4, seed=1
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_each_op_forced(device):
-    """Each of the 15 ops as an image op on the clean image (chain 0) and after invert
-    (chain 1: its statistics come from an intermediate image), and as a patch source."""
+    """Each of the 15 ops as an image op on the clean image (chain 0), after invert and
+    posterize (chain 1: it reads, and takes its statistics from, the second working plane),
+    and as a patch source."""
     s = 32
     cfg = IPMixConfig.preset("cifar", image_size=s, jsd=False, all_ops=True)
     images, bank = _images(s, N_ALL_OPS), _bank(cfg.fractal_size)
@@ -204,7 +205,9 @@ def test_each_op_forced(device):
     for op, name in enumerate(OP_NAMES):
         rec = recs[op, 0]
         _image_chain(rec, cfg, 0, [(op, PARAMS[name])])
-        _image_chain(rec, cfg, 1, [(OP_ID["invert"], 0.0), (op, PARAMS[name])])
+        _image_chain(
+            rec, cfg, 1, [(OP_ID["invert"], 0.0), (OP_ID["posterize"], 6.0), (op, PARAMS[name])]
+        )
         _patch_step(rec, cfg, 2, 0, "add", (3, 5, 20, 17), src=(op, PARAMS[name]), ab=(1.0, 0.0))
     recs[..., R_FIDX], recs[..., R_FY], recs[..., R_FX] = 1, 2, 3
     ref = cpu_apply(images, bank, recs, cfg)
@@ -245,7 +248,12 @@ def test_mixing_ops_forced(device, overflow):
         )
         _patch_step(rec, cfg, 0, 2, m[2], (20, 20, 12, 6), src=(ROTATE, 0.0), ab=(1.4, -0.4))
         _patch_step(rec, cfg, 1, 0, m[3], (0, 0, s, s), ab=(0.3, 0.7), p=0.5, seed=99)
-        _image_chain(rec, cfg, 2, [(OP_ID["solarize"], 100.0)])
+        _image_chain(
+            rec,
+            cfg,
+            2,
+            [(OP_ID["solarize"], 100.0), (OP_ID["mirror"], 0.0), (OP_ID["autocontrast"], 3.0)],
+        )
     ref = cpu_apply(images, bank, recs, cfg)
     got = _render(device, images, bank, recs, cfg)
     _assert_matches(got, ref, np.zeros((n, 1), bool), 0)

@@ -5,10 +5,12 @@ step needs an equalize / autocontrast / contrast LUT) and :func:`step_kernel` on
 whole batch; :func:`write_kernel` then writes every view. Programs read their view's step
 from ``itab`` (:mod:`ipmix_ops.gpu.layout`); views whose chain is shorter return at once.
 
-Buffers (``IMG = S * S * 3`` bytes): ``bufs`` uint8 [2, BV, S, S, 3] (image chains ping-pong:
-step d reads plane (d+1) % 2 and writes plane d % 2; patch chains mix in place in plane 0),
-``acc`` int16 [BV, S, S, 3], the mix minus x in 1/64 level (:mod:`ipmix_ops.batch`): the last
-step of each chain adds ``floor(64 w (c - x))`` (``((c - x) << 7) * wq >> 16``, wq in Q15).
+Buffers (``IMG = S * S * 3`` bytes): two planes of one image per IPMix view: plane 0 is
+``bufs`` uint8 [BV, S, S, 3], plane 1 the view's own slot of the output (``out8``, written
+last by :func:`write_kernel`, so it is free until then). Image chains ping-pong (step d
+reads plane (d+1) % 2 and writes plane d % 2); patch chains mix in place in plane 0.
+``acc`` int16 [BV, S, S, 3] is the mix minus x in 1/64 level (:mod:`ipmix_ops.batch`): the
+last step of each chain adds ``floor(64 w (c - x))`` (``((c - x) << 7) * wq >> 16``).
 """
 
 from __future__ import annotations
@@ -59,6 +61,17 @@ def _row(itab, bv, c, d, k, t):
 
 
 @triton.jit
+def _plane(bufs, out8, bv, plane, Vi, Vout, clean, img, out_stride):
+    """The image of view ``bv`` in ``plane`` (0: ``bufs``, 1: its output slot)."""
+    if plane == 0:
+        base = bufs + bv.to(tl.int64) * img
+    else:
+        slot = (bv // Vi) * Vout + clean + bv % Vi
+        base = out8 + slot.to(tl.int64) * out_stride
+    return base
+
+
+@triton.jit
 def step_kernel(
     images,
     bank,
@@ -74,7 +87,10 @@ def step_kernel(
     d,
     in_plane,
     out_plane,
-    BV,
+    out8,
+    Vout,
+    clean,
+    out_stride,
     Vi,
     S,
     F,
@@ -128,7 +144,7 @@ def step_kernel(
         cur_base = x_base
     else:
         plane = tl.where(is_patch, 0, in_plane)
-        cur_base = bufs + (plane * BV + bv).to(tl.int64) * img
+        cur_base = _plane(bufs, out8, bv, plane, Vi, Vout, clean, img, out_stride)
     if is_patch:
         src_base = x_base
     else:
@@ -185,7 +201,8 @@ def step_kernel(
         tl.store(ap, (a + term).to(tl.int16), mask=m2)
     else:
         plane = tl.where(is_patch, 0, out_plane)
-        tl.store(bufs + (plane * BV + bv).to(tl.int64) * img + off, v.to(tl.uint8), mask=m2)
+        dst = _plane(bufs, out8, bv, plane, Vi, Vout, clean, img, out_stride)
+        tl.store(dst + off, v.to(tl.uint8), mask=m2)
 
 
 @triton.jit
@@ -227,7 +244,10 @@ def stats_kernel(
     c,
     d,
     in_plane,
-    BV,
+    out8,
+    Vout,
+    clean,
+    out_stride,
     Vi,
     S,
     k,
@@ -250,7 +270,7 @@ def stats_kernel(
         if tl.load(row + _I_KIND) == _KIND_PATCH:
             base = x_base
         else:
-            base = bufs + (in_plane * BV + bv).to(tl.int64) * img
+            base = _plane(bufs, out8, bv, in_plane, Vi, Vout, clean, img, out_stride)
     h0 = tl.zeros([256], tl.int32)
     h1 = tl.zeros([256], tl.int32)
     h2 = tl.zeros([256], tl.int32)

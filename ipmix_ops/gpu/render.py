@@ -44,13 +44,13 @@ def _device_table(device: torch.device) -> torch.Tensor:
 
 
 def _scratch(device: torch.device, bv: int, s: int) -> tuple[torch.Tensor, ...]:
-    """(bufs uint8 [2, BV, S, S, 3], acc int16 [BV, S, S, 3], statlut int32 [BV, 3, 256])."""
+    """(bufs uint8 [BV, S, S, 3], acc int16 [BV, S, S, 3], statlut int32 [BV, 3, 256])."""
     key = ("scratch", str(device), bv, s)
     if key not in _STATE:
         if len(_STATE) > 8:  # a few sizes at most; drop the old scratch
             _STATE.clear()
         _STATE[key] = (
-            torch.empty((2, bv, s, s, 3), dtype=torch.uint8, device=device),
+            torch.empty((bv, s, s, 3), dtype=torch.uint8, device=device),
             torch.zeros((bv, s, s, 3), dtype=torch.int16, device=device),
             torch.empty((bv, 3, 256), dtype=torch.int32, device=device),
         )
@@ -138,6 +138,9 @@ def ipmix_apply(
     f = bank.shape[1]
     dtable = _device_table(dev)
     wrap = cfg.overflow == "wrap"
+    # the second working plane of image chains: each IPMix view's own output slot
+    out8 = out.view(torch.uint8)
+    plane1 = (out8, vout, clean, s * s * 3 * out.element_size())
     for c in range(k if bv else 0):
         for d in range(t):
             if not layout.active(itab_np, c, d):
@@ -153,7 +156,7 @@ def ipmix_apply(
                     c,
                     d,
                     (d + 1) % 2,
-                    bv,
+                    *plane1,
                     vi,
                     s,
                     k,
@@ -177,7 +180,7 @@ def ipmix_apply(
                 d,
                 (d + 1) % 2,
                 d % 2,
-                bv,
+                *plane1,
                 vi,
                 s,
                 f,
