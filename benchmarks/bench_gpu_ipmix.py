@@ -4,6 +4,7 @@
     python benchmarks/bench_gpu_ipmix.py [--sizes 160,192,224,256] [--batches 64,128,256,512]
     python benchmarks/bench_gpu_ipmix.py --quick      # 224 px, batch 256 only
     python benchmarks/bench_gpu_ipmix.py --dry-run    # tiny config in Triton's interpreter (CPU)
+    python benchmarks/bench_gpu_ipmix.py --compile-check   # kernels -> sm_90 cubin, no GPU
 
 For one view and JSD (clean + 2 views) at each size and batch: ``ipmix_batch`` end to end
 (host sampling + tables + copies + kernels; wall time with a final synchronise) and the GPU
@@ -153,6 +154,41 @@ def dry_run() -> int:
     return 0 if frac <= 0.01 else 1
 
 
+_PTR_TYPES = {"acc": "*i16", "itab": "*i32", "statlut": "*i32", "table": "*i32", "ftab": "*fp32",
+              "luts": "*fp32", "dtab": "*fp64"}  # fmt: skip
+_CONSTS = {"FIRST": False, "WRAP": True, "TH": 8, "TW": 64, "BLOCK": 1024, "CLEAN": 1,
+           "AS_FLOAT": False}  # fmt: skip
+
+
+def compile_check(arch: int = 90) -> int:
+    """Compile every kernel to a cubin for ``sm_<arch>`` with Triton's compiler (no GPU
+    needed); fails if the PTX has a fused multiply-add (the exact float32 order needs none)."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource, compile
+
+    from ipmix_ops.gpu import kernels
+
+    for fn in (kernels.step_kernel, kernels.stats_kernel, kernels.write_kernel):
+        sig, consts = {}, {}
+        for prm in fn.params:
+            if prm.is_constexpr:
+                sig[prm.name], consts[prm.name] = "constexpr", _CONSTS[prm.name]
+            elif prm.name in ("images", "bank", "bufs", "out8", "out"):
+                sig[prm.name] = "*u8"
+            else:
+                sig[prm.name] = _PTR_TYPES.get(prm.name, "i32")
+        t0 = time.perf_counter()
+        k = compile(ASTSource(fn=fn, signature=sig, constexprs=consts),
+                    target=GPUTarget("cuda", arch, 32),
+                    options=dict(num_warps=4, enable_fp_fusion=False))  # fmt: skip
+        fma = k.asm["ptx"].count("fma.rn.f32")
+        print(f"{fn.__name__}: sm_{arch} cubin {len(k.asm['cubin'])} bytes, "
+              f"{time.perf_counter() - t0:.1f} s, float32 fma in PTX: {fma}")  # fmt: skip
+        if fma:
+            return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -163,10 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bank", type=int, default=1000, help="fractals in the bank (device)")
     p.add_argument("--quick", action="store_true", help="224 px, batch 256 only")
     p.add_argument("--dry-run", action="store_true", help="tiny run in the interpreter (CPU)")
+    p.add_argument("--compile-check", action="store_true", help="compile for sm_90, no GPU")
     p.add_argument("--out", help="JSON path (default benchmarks/results/gpu_ipmix-<time>.json)")
     args = p.parse_args(argv)
     if args.dry_run:
         return dry_run()
+    if args.compile_check:
+        return compile_check()
     import torch
 
     if not torch.cuda.is_available():
