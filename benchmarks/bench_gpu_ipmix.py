@@ -93,28 +93,11 @@ def bench_gpu(torch, gpu, cfg, images, bank, repeats: int) -> dict:
     wall = (time.perf_counter() - t0) / repeats
     gpu_ms = e0.elapsed_time(e1) / repeats
     views = cfg.views - int(cfg.jsd and cfg.views > 1)
-    recs = sample_records(
-        cfg,
-        seed=0,
-        epoch=10,
-        indices=idx,
-        n_fractals=bank.shape[0],
-        fractal_size=bank.shape[1],
-        views=views,
-        first_view=int(cfg.jsd),
-    )
+    keys = dict(seed=0, epoch=10, indices=idx, views=views, first_view=int(cfg.jsd))
+    recs = sample_records(cfg, n_fractals=bank.shape[0], fractal_size=bank.shape[1], **keys)
     t0 = time.perf_counter()
     for _ in range(3):
-        sample_records(
-            cfg,
-            seed=0,
-            epoch=10,
-            indices=idx,
-            n_fractals=bank.shape[0],
-            fractal_size=bank.shape[1],
-            views=views,
-            first_view=int(cfg.jsd),
-        )
+        sample_records(cfg, n_fractals=bank.shape[0], fractal_size=bank.shape[1], **keys)
         gpu.layout.prepare(recs, cfg.k, cfg.t, cfg.image_size, True, _table())
     host_ms = (time.perf_counter() - t0) / 3 * 1e3
     nbytes = bytes_per_batch(recs, cfg.k, cfg.t, cfg.image_size, int(cfg.jsd))

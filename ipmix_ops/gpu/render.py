@@ -223,23 +223,14 @@ def ipmix_batch(
     """IPMix a batch on the device; the records of :func:`ipmix_ops.batch.ipmix_batch`
     (keyed by ``seed``, ``epoch``, ``indices``), so the output matches it."""
     _check(images, bank, cfg)
-    views = cfg.views if views is None else int(views)
-    if views < 1:
-        raise ValueError(f"ipmix_ops.gpu: views must be >= 1, got {views}")
+    n_views = cfg.views if views is None else int(views)
     indices = np.asarray(indices)
-    if indices.shape != (images.shape[0],):
+    if n_views < 1 or indices.shape != (images.shape[0],):
         raise ValueError(
-            f"ipmix_ops.gpu: indices must have shape ({images.shape[0]},), got {indices.shape}"
+            f"ipmix_ops.gpu: need views >= 1 (got {n_views}) and indices of shape "
+            f"({images.shape[0]},) (got {indices.shape})"
         )
-    clean = cfg.jsd and views > 1
-    recs = sample_records(
-        cfg,
-        seed=seed,
-        epoch=epoch,
-        indices=indices,
-        n_fractals=bank.shape[0],
-        fractal_size=bank.shape[1],
-        views=views - int(clean),
-        first_view=int(clean),
-    )
-    return ipmix_apply(images, bank, recs, cfg, out, clean_first=clean, dtype=dtype)
+    clean = int(cfg.jsd and n_views > 1)  # JSD: view 0 is the clean image
+    keys = dict(seed=seed, epoch=epoch, indices=indices, views=n_views - clean, first_view=clean)
+    recs = sample_records(cfg, n_fractals=bank.shape[0], fractal_size=bank.shape[1], **keys)
+    return ipmix_apply(images, bank, recs, cfg, out, clean_first=bool(clean), dtype=dtype)
