@@ -7,7 +7,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.setup-stamp
 # Numba's on-disk cache only notices edits to a function's own file, not to the kernels it
 # calls: key the cache folder on the sources so an edit anywhere recompiles everything.
-SRC_HASH := $(shell cat ipmix_ops/*.py fractal_store/*.py pipelines/*.py 2>/dev/null | sha1sum | cut -c1-12)
+SRC_HASH := $(shell find ipmix_ops fractal_store pipelines -name '*.py' -print0 2>/dev/null \
+    | sort -z | xargs -0 cat | sha1sum | cut -c1-12)
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache/$(SRC_HASH)
 
 .PHONY: setup test test-all lint format demo bench robustness gpu-proof clean

@@ -9,8 +9,8 @@ Data: the ImageNet-like JPEGs of ``bench_pipelines.py`` (random crops/rescales o
 scikit-image photos to 500x375 or 375x500, q90) as a temporary ImageFolder. By default
 (``--device cpu``) the DALI graph runs on the CPU (``device_id=None``): ROI JPEG decode,
 keyed random-resized crop + flip, and IPMix through DALI's Numba plugin calling the
-``ipmix_ops`` kernels. ``--device gpu``: the GPU graph of :mod:`pipelines.dali` (mixed
-decode; IPMix as the native DALI operator graph of :mod:`pipelines.dali_graph`, the loader's
+``ipmix_ops`` kernels. ``--device gpu``: the GPU graph of :mod:`pipelines.dali.loader` (mixed
+decode; IPMix as the native DALI operator graph of :mod:`pipelines.dali.graph`, the loader's
 ``ipmix_impl="auto"``), written as ``dali_gpu-<time>.json``.
 
 Each loader runs one warm-up epoch (JIT compile, reported apart) and the median of
@@ -41,8 +41,8 @@ from benchmarks.common import (  # noqa: E402
     write_result,
 )
 from ipmix_ops import IPMixConfig  # noqa: E402
-from pipelines.dali import make_loader, resolve_ipmix_impl  # noqa: E402
-from pipelines.loader import LoaderOptions  # noqa: E402
+from pipelines.contract import LoaderOptions  # noqa: E402
+from pipelines.dali.loader import make_loader, resolve_ipmix_impl  # noqa: E402
 
 CASES = (("off", None), ("1 view", False), ("JSD", True))  # (label, jsd; None: no IPMix)
 

@@ -8,9 +8,10 @@ Image: scikit-image's astronaut photo resized to S x S. Pillow times include
 ``Image.fromarray`` and ``np.asarray`` (what a NumPy pipeline pays); Numba times are one
 kernel call ``<op>_k(src, dst, param, 0, 0, S, S)`` on the full image into a preallocated
 ``dst``. Both: warm-up first, then the median over ``--repeats`` runs of a batch of calls,
-reported in microseconds per image. Each result is checked against Pillow (spec §3: at most
-1 level apart on >= 99% of the pixels). The JIT compile time of every kernel is measured apart, in a
-fresh process with an empty Numba cache (skip with ``--no-compile``).
+reported in microseconds per image. Each result is checked against Pillow
+(docs/algorithm.md §3: at most 1 level apart on >= 99% of the pixels). The JIT compile time
+of every kernel is measured apart, in a fresh process with an empty Numba cache (skip with
+``--no-compile``).
 """
 
 from __future__ import annotations
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         first_call = time.perf_counter() - t0
         ref = np.asarray(pil(Image.fromarray(img)))
         diff = np.abs(dst.astype(np.int16) - ref.astype(np.int16))
-        # spec §3: exact for the point ops, <= 1 level on >= 99% of pixels for the others
+        # docs/algorithm.md §3: exact for the point ops, <= 1 level on >= 99% of pixels otherwise
         assert np.mean(diff.max(axis=-1) <= 1) >= 0.99, (name, p)
         t_pil = per_call_us(
             lambda pil=pil: np.asarray(pil(Image.fromarray(img))), args.number, args.repeats

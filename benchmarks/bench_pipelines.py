@@ -47,7 +47,7 @@ from benchmarks.common import (  # noqa: E402
 )
 from ipmix_ops import IPMixConfig  # noqa: E402
 from pipelines import build_loader  # noqa: E402
-from pipelines.beton import write_beton  # noqa: E402
+from pipelines.datasets.beton import write_beton  # noqa: E402
 
 IMPL = {"torch": "Pillow reference", "ffcv": "Numba"}
 BETON_DESC = {

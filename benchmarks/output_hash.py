@@ -151,7 +151,7 @@ def backend_hashes(tmp: Path) -> dict[str, str]:
             try:
                 from pipelines.datasets import write_beton
             except ImportError:
-                from pipelines.beton import write_beton
+                from pipelines.datasets.beton import write_beton
             data = tmp / "set.beton"
             if not data.exists():
                 write_beton(root, data, write_mode="raw", progress=False)

@@ -1,6 +1,6 @@
 """Fractal pictures for IPMix: Numba renderers, seeded samplers, and a verified store.
 
-IPMix mixes each training image with one synthetic fractal (spec §8). This package
+IPMix mixes each training image with one synthetic fractal (docs/algorithm.md §8). This package
 renders a diverse set once and stores it so that loaders can load the whole bank into
 memory in seconds:
 

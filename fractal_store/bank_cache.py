@@ -17,16 +17,24 @@ import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 
 from .store import default_workers
 
-if TYPE_CHECKING:
-    from .reader import FractalStore
-
 BLOCK = 64  # images per hashed block
+
+
+class FractalStore(Protocol):
+    """What the cache needs of a store (:class:`fractal_store.FractalStore` has it): the
+    cache does not import the reader, the reader imports the cache."""
+
+    path: str
+    header: dict[str, Any]
+
+    def __len__(self) -> int: ...
+    def load_bank(self, size: int | None = None, workers: int | None = None) -> np.ndarray: ...
 
 
 def _block_hashes(bank: np.ndarray, workers: int) -> list[str]:

@@ -1,4 +1,4 @@
-"""Escape-time orbit-trap fractals rendered by Numba (spec §8).
+"""Escape-time orbit-trap fractals rendered by Numba (docs/algorithm.md §8).
 
 Families (``kind`` in the kernels):
 

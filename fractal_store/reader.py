@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PIL import Image
 
+from .bank_cache import load_cached_bank
 from .store import (
     _LOCAL_HEADER,
     ENCODINGS,
@@ -238,8 +239,6 @@ class FractalStore:
         if f < 1:
             raise ValueError(f"size must be >= 1, got {size}")
         if cache_dir is not None:
-            from .bank_cache import load_cached_bank
-
             return load_cached_bank(self, f, workers, cache_dir)
         bank = np.empty((n, f, f, 3), np.uint8)
         rsize = None if f == self.size else f

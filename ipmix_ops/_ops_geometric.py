@@ -11,8 +11,8 @@ falls outside ``[0, W) x [0, H)``, interpolates the 2x2 neighbourhood with edge 
 truncates to uint8.
 
 Accuracy: mirror, integer translations, zero parameters and rotations by multiples of 90
-degrees are exact (row copies / transposes). The resampling cases are within the spec
-tolerance (spec §3: at most 1 grey level apart on >= 99% of the pixels); measured on photos
+degrees are exact (row copies / transposes). The resampling cases are within the
+tolerance of docs/algorithm.md §3 (at most 1 grey level apart on >= 99% of the pixels); on photos
 they differ from Pillow by at most 1 level on a few pixels in 10^4 (see ``tests/test_ops.py``):
 
 * the black fill, the border pixels where Pillow clamps a column, and anything else that

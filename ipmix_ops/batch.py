@@ -5,9 +5,10 @@
 no Python per sample; per-thread scratch buffers are cached, so a call with ``out=`` given
 allocates nothing but the small record array.
 
-Pixel arithmetic (see PERF-NOTES): the mix is accumulated as ``x + m·Σ wᵢ(cᵢ − x)`` so
-chains of depth 0 cost nothing and patch chains only touch the union of their boxes; identity
-ops are skipped; an image op used as a patch source is computed only inside its box.
+Pixel arithmetic (docs/architecture.md, fast path): the mix is accumulated as
+``x + m·Σ wᵢ(cᵢ − x)`` so chains of depth 0 cost nothing and patch chains only touch the
+union of their boxes; identity ops are skipped; an image op used as a patch source is computed
+only inside its box.
 
 The accumulator is int16 fixed point in 1/64 grey level (:data:`ACC_SHIFT`): each chain adds
 ``floor(64·wᵢ·(cᵢ − x))`` with the weight in Q15, which LLVM turns into one ``pmulhw`` per 16

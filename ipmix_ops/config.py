@@ -1,4 +1,5 @@
-"""``IPMixConfig``: every option of IPMix (spec §2, §7) in one frozen, validated dataclass."""
+"""``IPMixConfig``: every option of IPMix (docs/algorithm.md §2, §7) in one frozen, validated
+dataclass."""
 
 from __future__ import annotations
 

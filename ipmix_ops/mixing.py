@@ -1,4 +1,4 @@
-"""Patch mixing ops and the uint8 conversion (spec §4).
+"""Patch mixing ops and the uint8 conversion (docs/algorithm.md §4).
 
 Public NumPy functions (float32, values in [0, 1], shapes h×w×3) define the semantics, in the
 float32 arithmetic of the authors' torch code:

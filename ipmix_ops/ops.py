@@ -1,4 +1,5 @@
-"""The 15 IPMix image ops (spec §3) as Numba kernels equal to Pillow, plus Python wrappers.
+"""The 15 IPMix image ops (docs/algorithm.md §3) as Numba kernels equal to Pillow, plus Python
+wrappers.
 
 Kernels
     ``<name>_k(src, dst, param, y0, x0, h, w)`` for every name in
@@ -25,7 +26,8 @@ Accuracy
     Pillow, and so are the enhance ops (``Image.blend`` and the SMOOTH filter are emulated in
     float32 like Pillow's C code). The bilinear resampling cases (rotate, shear_x/_y,
     non-integer translations) blend in float32 along runs of constant source offsets and
-    are within the spec tolerance (at most 1 grey level apart on >= 99% of pixels); on
+    are within the tolerance of docs/algorithm.md §3 (at most 1 grey level apart on >= 99% of
+    pixels); on
     photos they are at most 1 level off on ~0.1% of the pixels. ``tests/test_ops.py``
     asserts exactness where it holds and the tolerance elsewhere.
 

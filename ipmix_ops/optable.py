@@ -1,4 +1,5 @@
-"""The IPMix op table: op names, ids, and the magnitude -> parameter mappings (spec §3).
+"""The IPMix op table: op names, ids, and the magnitude -> parameter mappings
+(docs/algorithm.md §3).
 
 This module is the single place where the list of image-level ops, their order and their
 magnitude formulas are written down. Every backend imports from here.

@@ -1,4 +1,4 @@
-"""The oracle: a Pillow + NumPy port of the authors' per-sample IPMix (spec §1, §6).
+"""The oracle: a Pillow + NumPy port of the authors' per-sample IPMix (docs/algorithm.md §1, §6).
 
 Kept deliberately close to the structure of the authors' ImageNet code: PIL images, Pillow's
 own ops, NumPy float32 mixing, ``np.uint8``-style wrap on paste. The only structural change is

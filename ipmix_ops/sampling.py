@@ -1,4 +1,4 @@
-"""Per-sample parameter sampling (spec §1-§5), keyed by ``(seed, epoch, index, view)``.
+"""Per-sample parameter sampling (docs/algorithm.md §1-§5), keyed by ``(seed, epoch, index, view)``.
 
 All random choices of one IPMix view are drawn by :func:`sample_record_k`, a Numba function,
 from a counter-based stream (SplitMix64) whose state is a hash of the key: no global RNG

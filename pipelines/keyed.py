@@ -23,7 +23,7 @@ RATIO = (3 / 4, 4 / 3)
 
 def check_crop_scale(scale: object) -> tuple[float, float]:
     """``scale`` as a ``(lo, hi)`` float pair with ``0 < lo <= hi <= 1``, else ValueError
-    (the one check of every backend, ``train/config.py`` and the robustness experiment)."""
+    (the one check of every backend, ``ipmix_train/config.py`` and the robustness experiment)."""
     items = list(scale) if isinstance(scale, (list, tuple, np.ndarray)) else []
     if len(items) != 2 or not all(
         isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)

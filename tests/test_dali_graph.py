@@ -1,6 +1,7 @@
-"""The native IPMix DALI graph (:mod:`pipelines.dali_graph`) on the CPU: the graph's op
-forms against the ``ipmix_ops`` kernels, its own sampling against the spec's distributions,
-end-to-end runs, and the loader hook (``ipmix_impl``). Tiny batches (64 px): ~1 min.
+"""The native IPMix DALI graph (:mod:`pipelines.dali.graph`) on the CPU: the graph's op
+forms against the ``ipmix_ops`` kernels, its own sampling against the distributions of
+docs/algorithm.md, end-to-end runs, and the loader hook (``ipmix_impl``). Tiny batches
+(64 px): ~1 min.
 """
 
 from __future__ import annotations
@@ -234,7 +235,7 @@ def test_fractal_crops(bank):
 
 # ------------------------------------------------------------------- loader hook
 def test_resolve_ipmix_impl():
-    from pipelines.dali import resolve_ipmix_impl
+    from pipelines.dali.loader import resolve_ipmix_impl
 
     assert resolve_ipmix_impl("auto", "cpu") == "numba"
     assert resolve_ipmix_impl("auto", "gpu") == "graph"
@@ -244,9 +245,9 @@ def test_resolve_ipmix_impl():
 
 
 def test_loader_graph_impl_on_cpu(tmp_path, fractal_like_bank):
-    from pipelines.dali import make_loader
-    from pipelines.demo_data import write_demo_imagefolder
-    from pipelines.loader import LoaderOptions
+    from pipelines.contract import LoaderOptions
+    from pipelines.dali.loader import make_loader
+    from pipelines.datasets.demo import write_demo_imagefolder
 
     s = 32
     root = tmp_path / "demo"

@@ -1,9 +1,10 @@
-"""Native DALI forms of the IPMix image and mixing ops (:mod:`pipelines.dali_ops`) against
+"""Native DALI forms of the IPMix image and mixing ops (:mod:`pipelines.dali.ops`) against
 the ``ipmix_ops`` kernels on real photos, with parameters fed from outside.
 
-Exact where DALI-NOTES says exact; the warps (rotate, shear) within the spec's tolerance
-(at most 1 grey level apart on >= 99% of pixels); equalize is DALI's OpenCV-formula op and is
-checked against that formula, with its distance to Pillow's recorded (a documented deviation).
+Exact where docs/architecture.md (DALI forms) says exact; the warps (rotate, shear) within the
+tolerance of docs/algorithm.md §3 (at most 1 grey level apart on >= 99% of pixels); equalize
+is DALI's OpenCV-formula op and is checked against that formula, with its distance to Pillow's
+recorded (a documented deviation).
 CPU only, 4 photos of 64 px: a few seconds.
 """
 

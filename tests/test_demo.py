@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.demo_data import CLASSES, load_fashion_mnist, read_idx, write_demo_imagefolder
+from pipelines.datasets.demo import CLASSES, load_fashion_mnist, read_idx, write_demo_imagefolder
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""train/evaluate.py and train/corruptions.py: calibration, mCE, the ImageNet-C layout, the
+"""train/evaluate.py and ipmix_train/corruptions.py: calibration, mCE, the ImageNet-C layout, the
 corruption cache and the error messages, on real photos (scikit-image) and tiny models."""
 
 from __future__ import annotations
@@ -11,16 +11,16 @@ import pytest
 import torch
 from PIL import Image
 
-from train import corruptions as C
-from train.checkpoint import CheckpointError, rng_state, save_checkpoint
-from train.evaluate import (
+from ipmix_train import corruptions as C
+from ipmix_train.checkpoint import CheckpointError, rng_state, save_checkpoint
+from ipmix_train.evaluate import (
     corruption_summary,
     list_imagefolder,
     load_model,
     main,
     scores,
 )
-from train.models import build_model
+from ipmix_train.models import build_model
 
 
 def _logits_with_confidence(conf: np.ndarray, hit: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
@@ -245,7 +245,7 @@ def test_trainer_checkpoint_normalisation_follows_its_config(tmp_path) -> None:
     """A train/imagenet.py checkpoint has no ``eval`` entry: mean/std come from its
     TrainConfig (the IPMix preset's with IPMix on, ImageNet's without)."""
     from ipmix_ops.config import IMAGENET_MEAN
-    from train.config import make_config
+    from ipmix_train.config import make_config
 
     for fractals, preset, mean in (("f.zip", "cifar", [0.5] * 3), (None, None, IMAGENET_MEAN)):
         cfg = make_config(

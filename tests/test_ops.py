@@ -1,6 +1,6 @@
 """The 15 IPMix ops (:mod:`ipmix_ops.ops`) against Pillow on real photos.
 
-Tolerance (spec §3): the point ops (equalize, posterize, solarize, mirror, invert,
+Tolerance (docs/algorithm.md §3): the point ops (equalize, posterize, solarize, mirror, invert,
 autocontrast) must be EXACT; the resampling and enhance ops (rotate, shear_x/_y,
 translate_x/_y, color, contrast, brightness, sharpness) must be at most 1 grey level apart
 (every channel) on >= 99% of the pixels. The kernels are stricter than that:
@@ -36,7 +36,7 @@ def _rand(lo: float, hi: float, n: int = 4) -> list[float]:
     return [float(v) for v in rng_params.uniform(lo, hi, n)]
 
 
-# Parameters per op: spec ranges, edges and beyond.
+# Parameters per op: the ranges of docs/algorithm.md §3, edges and beyond.
 PARAMS: dict[str, list[float]] = {
     "equalize": [0.0],
     "posterize": [1, 2, 3, 4, 5, 6, 7, 8, 3.7],
@@ -67,7 +67,7 @@ def _translations(size: int) -> list[float]:
 
 
 def pillow_op(name: str, img: np.ndarray, p: float) -> np.ndarray:
-    """The Pillow call the spec names for ``name`` with parameter ``p``."""
+    """The Pillow call docs/algorithm.md §3 names for ``name`` with parameter ``p``."""
     im = Image.fromarray(img)
 
     def affine(m):
@@ -115,7 +115,8 @@ def _save_failure(tmp_path, tag: str, ours: np.ndarray, ref: np.ndarray) -> str:
 
 
 def assert_matches(tmp_path, name: str, ours: np.ndarray, ref: np.ndarray, tag: str) -> None:
-    """Exact for the point ops; spec tolerance for the others (see the module docstring)."""
+    """Exact for the point ops; the tolerance of docs/algorithm.md §3 for the others (see the
+    module docstring)."""
     assert ours.shape == ref.shape and ours.dtype == np.uint8
     diff = np.abs(ours.astype(np.int16) - ref.astype(np.int16)).max(axis=-1)
     if name in EXACT_OPS:
@@ -155,7 +156,8 @@ def test_op_matches_pillow(name, images, tmp_path):
 
 
 def test_exact_cases_bit_exact(images, tmp_path):
-    """Stronger than the spec where the kernels do not resample: bit for bit (sampled params)."""
+    """Stronger than docs/algorithm.md §3 where the kernels do not resample: bit for bit
+    (sampled params)."""
     img = images["coffee_97x131"]
     samples = {
         "rotate": [0.0, 180.0, 360.0],
@@ -182,7 +184,7 @@ def test_exact_cases_bit_exact(images, tmp_path):
 
 @pytest.mark.parametrize("name", ["rotate", "shear_x", "shear_y", "translate_x", "translate_y"])
 def test_resampling_close_to_pillow(name, images, tmp_path):
-    """The bilinear kernels blend in float32 (spec tolerance: <= 1 level on >= 99%). On photos
+    """The bilinear kernels blend in float32 (docs/algorithm.md §3: <= 1 level on >= 99%). On photos
     they are never more than 1 level off, over random severity-1 and larger parameters, and
     differ on ~0.1% of the pixels (up to ~1.2% for "round" parameters such as shear 0.3,
     where Pillow's float64 result lands within 1e-15 of an integer)."""

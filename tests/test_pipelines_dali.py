@@ -18,9 +18,9 @@ from PIL import Image  # noqa: E402
 
 from ipmix_ops import IPMixConfig, ipmix_apply, ipmix_batch  # noqa: E402
 from ipmix_ops.sampling import sample_records  # noqa: E402
-from pipelines.dali import epoch_order, make_loader  # noqa: E402
+from pipelines.contract import LoaderOptions  # noqa: E402
+from pipelines.dali.loader import epoch_order, make_loader  # noqa: E402
 from pipelines.keyed import RATIO, SCALE, keyed_crop, keyed_flip  # noqa: E402
-from pipelines.loader import LoaderOptions  # noqa: E402
 
 pytestmark = pytest.mark.dali
 
@@ -29,7 +29,7 @@ S, B, SEED = 32, 8, 3
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    from pipelines.demo_data import write_demo_imagefolder
+    from pipelines.datasets.demo import write_demo_imagefolder
 
     root = tmp_path_factory.mktemp("dali") / "demo"
     write_demo_imagefolder(root, size=S, train_per_class=4, val_per_class=2, progress=False)
@@ -273,5 +273,5 @@ def test_native_mixing_equals_ipmix_ops(photos64, op):
         ]
     )
     diff = out != ref
-    # add is exact; multiply: pow ulps may flip a few low bytes (DALI-NOTES)
+    # add is exact; multiply: pow ulps may flip a few low bytes (docs/architecture.md, DALI forms)
     assert diff.mean() <= (0 if op == "add" else 1e-3), diff.mean()

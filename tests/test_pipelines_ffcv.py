@@ -1,4 +1,4 @@
-"""pipelines.ffcv: the loader contract, reproducibility, IPMix inside FFCV, shards.
+"""pipelines.ffcv.loader: the loader contract, reproducibility, IPMix inside FFCV, shards.
 
 Every FFCV Loader compiles its pipeline (a few seconds each), so the loaders are built
 once per module and shared; most use one thread (``num_workers=1``), one uses two.
@@ -28,12 +28,12 @@ from ffcv.transforms import Squeeze, ToDevice, ToTensor, ToTorchImage
 
 from ipmix_ops import IPMixConfig, ipmix_batch
 from pipelines import build_loader, ffcv_ops
-from pipelines.beton import read_beton, write_beton
-from pipelines.demo_data import write_demo_imagefolder
-from pipelines.ffcv import label_pipeline, train_pipeline
-from pipelines.ffcv_ops import EpochCell, IPMixOp, KeyedRandomResizedCropDecoder
+from pipelines.contract import LoaderOptions
+from pipelines.datasets.beton import read_beton, write_beton
+from pipelines.datasets.demo import write_demo_imagefolder
+from pipelines.ffcv.loader import label_pipeline, train_pipeline
+from pipelines.ffcv.ops import EpochCell, IPMixOp, KeyedRandomResizedCropDecoder
 from pipelines.keyed import keyed_flip
-from pipelines.loader import LoaderOptions
 
 S, B, N_TRAIN, N_VAL = 32, 16, 60, 20
 CPU = torch.device("cpu")
@@ -275,7 +275,8 @@ def test_torch_thread_count_survives_ffcv(betons):
     import sys
 
     code = (
-        "import torch; torch.set_num_threads(2); import pipelines.beton, pipelines.ffcv; "
+        "import torch; torch.set_num_threads(2); "
+        "import pipelines.datasets.beton, pipelines.ffcv.loader; "
         "print(torch.get_num_threads())"
     )
     root = str(Path(__file__).resolve().parents[1])

@@ -1,4 +1,4 @@
-"""pipelines.torch (the reference pipeline) and build_loader's common contract and errors."""
+"""pipelines.dataloader (the reference pipeline) and build_loader's common contract and errors."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from PIL import Image
 
 from ipmix_ops import IPMixConfig, ipmix_batch
 from pipelines import build_loader
-from pipelines.demo_data import write_demo_imagefolder
+from pipelines.datasets.demo import write_demo_imagefolder
 from pipelines.keyed import keyed_flip
 
 S, B, N_TRAIN = 32, 16, 60
@@ -189,7 +189,7 @@ def test_finisher_view_major_hands_out_views_without_copies(output):
     """A [B, V, S, S, 3] batch whose memory is [V, B, S, S, 3] (the FFCV IPMix op's JSD
     layout): the view-major Finisher gives the same views as the default one on the
     [B, V, ...] batch, channels-last, and (uint8) as views of the input's memory."""
-    from pipelines.loader import Finisher
+    from pipelines.contract import Finisher
 
     mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
     by_view = torch.randint(0, 256, (3, 4, S, S, 3), dtype=torch.uint8)  # [V, B, S, S, 3]

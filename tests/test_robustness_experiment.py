@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from train.robustness import (
+from ipmix_train.robustness import (
     BEGIN,
     END,
     Spec,
@@ -159,7 +159,7 @@ def test_quick_run_end_to_end(tmp_path) -> None:
     assert "| IPMix + JSD |" in (out / "results.md").read_text()
     assert "| vanilla (flip) |" in readme.read_text()
     # every run left a checkpoint that train/evaluate.py can load
-    from train.evaluate import load_model
+    from ipmix_train.evaluate import load_model
 
     _, info = load_model(out / "runs" / "ipmix-s0")
     assert info["arch"] == "cifar_resnet8" and info["num_classes"] == 10

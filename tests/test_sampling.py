@@ -161,7 +161,7 @@ def test_depth_min_and_cifar_source():
     ],
 )
 def test_parameter_map_follows_the_spec_formulas(name, level, negate, expected):
-    """ip(l, M) = int(l*M/10), fp(l, M) = l*M/10 (spec §3), at S = 224."""
+    """ip(l, M) = int(l*M/10), fp(l, M) = l*M/10 (docs/algorithm.md §3), at S = 224."""
     from ipmix_ops.optable import OP_ID
 
     assert op_parameter(OP_ID[name], level, negate, 224) == pytest.approx(expected, abs=1e-12)

@@ -18,12 +18,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from train.config import ConfigError, load_recipe, make_config
-from train.engine import lr_at, param_groups
+from ipmix_train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ipmix_train.config import ConfigError, load_recipe, make_config
+from ipmix_train.engine import lr_at, param_groups
+from ipmix_train.losses import ipmix_loss, jsd_consistency
+from ipmix_train.metrics import calibration_rms, topk_correct
 from train.imagenet import main, parse_config, run
-from train.losses import ipmix_loss, jsd_consistency
-from train.metrics import calibration_rms, topk_correct
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINER = str(ROOT / "train" / "imagenet.py")
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptio
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> dict[str, Path]:
     """Fashion-MNIST (10 classes) at 16 px: 120 train and 50 val images as ImageFolders."""
-    from pipelines.demo_data import write_demo_imagefolder
+    from pipelines.datasets.demo import write_demo_imagefolder
 
     root = tmp_path_factory.mktemp("train")
     write_demo_imagefolder(root / "fm", size=S, train_per_class=12, val_per_class=5, progress=False)
@@ -197,7 +197,7 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path: Path, capsys) -> None:
 def test_each_pipeline_trains_and_loss_goes_down(pipeline: str, demo, tmp_path: Path) -> None:
     train, val = demo["train"], demo["val"]
     if pipeline == "ffcv":
-        from pipelines.beton import write_beton
+        from pipelines.datasets.beton import write_beton
 
         train, val = tmp_path / "train.beton", tmp_path / "val.beton"
         write_beton(demo["train"], train, num_workers=1, progress=False)
@@ -304,7 +304,7 @@ def test_sigterm_saves_a_loadable_checkpoint(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_accuracy_rises_above_chance_on_real_photos(tmp_path: Path) -> None:
     """Fashion-MNIST, 10 classes: a short run reaches well above 10% val top-1."""
-    from pipelines.demo_data import write_demo_imagefolder
+    from pipelines.datasets.demo import write_demo_imagefolder
 
     write_demo_imagefolder(tmp_path / "fm", size=S, train_per_class=80, val_per_class=20)
     cfg = make_config(

@@ -1,4 +1,4 @@
-"""tools/write_beton.py and pipelines.beton: round trip on real images, every bad input."""
+"""tools/write_beton.py and pipelines.datasets.beton: round trip on real images, every bad input."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from conftest import photo
 from PIL import Image
 
-from pipelines.beton import (
+from pipelines.datasets.beton import (
     BadImageError,
     BetonError,
     DataDirError,
@@ -20,7 +20,7 @@ from pipelines.beton import (
     read_beton,
     write_beton,
 )
-from pipelines.demo_data import write_demo_imagefolder
+from pipelines.datasets.demo import write_demo_imagefolder
 
 pytestmark = pytest.mark.ffcv
 pytest.importorskip("ffcv")
@@ -161,7 +161,7 @@ def test_strict_stops_at_first_bad_file_and_writes_nothing(bad_folder, tmp_path)
 def test_missing_or_empty_folder_is_a_clear_error(tmp_path):
     from torchvision.datasets.folder import IMG_EXTENSIONS
 
-    from pipelines.folder import IMG_EXTENSIONS as OURS
+    from pipelines.datasets.folder import IMG_EXTENSIONS as OURS
     from tools.write_beton import main
 
     assert OURS == tuple(IMG_EXTENSIONS)  # the same files as torchvision's ImageFolder
@@ -181,7 +181,7 @@ def test_missing_or_empty_folder_is_a_clear_error(tmp_path):
 
 
 def test_failure_while_writing_leaves_no_file(bad_folder, tmp_path, monkeypatch):
-    import pipelines.beton as beton
+    import pipelines.datasets.beton as beton
 
     load = beton.load_rgb
 

@@ -18,10 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parents[1]
-if (_ROOT / "fractal_store" / "__init__.py").is_file() and str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))  # run from a checkout: use the checkout's package
-import fractal_store  # noqa: E402
+import fractal_store
 
 
 def _positive_int(text: str) -> int:

@@ -21,11 +21,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from ipmix_ops import IPMixConfig, ipmix_batch, reference, sample_records
+from pipelines.datasets.demo import write_demo_imagefolder
 
-from ipmix_ops import IPMixConfig, ipmix_batch, reference, sample_records  # noqa: E402
-from pipelines.demo_data import write_demo_imagefolder  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def banner(n: int, title: str) -> None:
@@ -166,7 +165,7 @@ def step_train(out: Path, data_root: Path, beton: Path | None) -> None:
             if beton is None:
                 not_yet("FFCV pipeline input (.beton)", 5)
                 continue
-            from pipelines.beton import write_beton
+            from pipelines.datasets.beton import write_beton
 
             val = out / "demo_val.beton"
             if not val.exists():

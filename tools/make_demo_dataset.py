@@ -9,11 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from pipelines.demo_data import write_demo_imagefolder  # noqa: E402
+from pipelines.datasets.demo import write_demo_imagefolder
 
 
 def main(argv: list[str] | None = None) -> int:

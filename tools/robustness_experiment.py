@@ -10,7 +10,7 @@ pipeline for each method and seed, evaluates clean error, mean corruption error 
 ImageNet-C corruptions x 5 severities on a held-out test subset) and RMS calibration error,
 and writes ``results.json``, ``results.md`` and ``robustness.png`` to ``--out``. The default
 run also regenerates the README section between the robustness markers (``--readme``).
-Finished runs are reused when called again with the same settings (see train/robustness.py).
+Finished runs are reused when called again with the same settings (see ipmix_train/robustness.py).
 """
 
 from __future__ import annotations
@@ -20,10 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from ipmix_train.robustness import METHODS, Spec, run_experiment, update_readme
 
-from train.robustness import METHODS, Spec, run_experiment, update_readme  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> int:

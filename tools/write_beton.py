@@ -6,7 +6,7 @@ python tools/write_beton.py --data-dir imagenet/train --out train.beton --max-re
 Fields: image (RGBImageField) and label (IntField, ImageFolder's class index). Grey, CMYK,
 palette and alpha images are converted to RGB; unreadable files are skipped and listed
 (--strict: stop at the first one, exit status 1). The file appears only when complete.
-Logic: pipelines/beton.py.
+Logic: pipelines/datasets/beton.py.
 """
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from pipelines.beton import WRITE_MODES, BetonError, format_summary, write_beton  # noqa: E402
+from pipelines.datasets.beton import WRITE_MODES, BetonError, format_summary, write_beton
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,23 +39,27 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as a script (python train/imagenet.py, torchrun)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+from torch.nn.parallel import DistributedDataParallel
 
-import torch  # noqa: E402
-from torch.nn.parallel import DistributedDataParallel  # noqa: E402
-
-from ipmix_ops import IPMixConfig  # noqa: E402
-from ipmix_ops.config import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
-from train.checkpoint import (  # noqa: E402
+from ipmix_ops import IPMixConfig
+from ipmix_ops.config import IMAGENET_MEAN, IMAGENET_STD
+from ipmix_train.checkpoint import (
     CheckpointError,
     load_checkpoint,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
-from train.config import ConfigError, TrainConfig, field_names, load_recipe, make_config  # noqa: E402
-from train.engine import (  # noqa: E402
+from ipmix_train.config import (
+    ConfigError,
+    TrainConfig,
+    field_names,
+    ipmix_config,
+    load_recipe,
+    make_config,
+)
+from ipmix_train.engine import (
     DistEnv,
     Normalizer,
     SyntheticLoader,
@@ -198,7 +202,7 @@ def count_classes(cfg: TrainConfig) -> int:
         return 1000
     if cfg.pipeline == "ffcv":
         # isort: off
-        import pipelines._ffcv_import  # noqa: F401  (keeps torch's thread count)
+        import pipelines.ffcv._import  # noqa: F401  (keeps torch's thread count)
         from ffcv.reader import Reader
         # isort: on
 
@@ -206,14 +210,6 @@ def count_classes(cfg: TrainConfig) -> int:
     from torchvision.datasets.folder import find_classes
 
     return len(find_classes(data)[0])
-
-
-def ipmix_config(cfg: TrainConfig) -> IPMixConfig | None:
-    """The IPMix config of the train loader (None when off)."""
-    if not cfg.ipmix_on:
-        return None
-    extra = {} if cfg.jsd_lambda is None else {"jsd_lambda": cfg.jsd_lambda}
-    return IPMixConfig.preset(cfg.preset_name, image_size=cfg.image_size, jsd=cfg.use_jsd, **extra)
 
 
 class Loaders:

@@ -15,9 +15,12 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from ipmix_ops import IPMixConfig
 
 PIPELINES = ("dali", "ffcv", "torch")
 IPMIX_PRESETS = ("imagenet", "cifar", "none")
@@ -238,3 +241,13 @@ def _crop_scale(cfg: TrainConfig) -> None:
 def _bool(cfg: TrainConfig, name: str) -> None:
     if not isinstance(getattr(cfg, name), bool):
         raise ConfigError(f"{name} must be true or false, got {getattr(cfg, name)!r}")
+
+
+def ipmix_config(cfg: TrainConfig) -> IPMixConfig | None:
+    """The IPMix config of the train loader (None when off)."""
+    if not cfg.ipmix_on:
+        return None
+    from ipmix_ops import IPMixConfig  # imported here: Numba loads with it
+
+    extra = {} if cfg.jsd_lambda is None else {"jsd_lambda": cfg.jsd_lambda}
+    return IPMixConfig.preset(cfg.preset_name, image_size=cfg.image_size, jsd=cfg.use_jsd, **extra)

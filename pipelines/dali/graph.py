@@ -1,10 +1,10 @@
 """IPMix as a native DALI operator graph: one graph-building code for ``device="cpu"`` or
 ``"gpu"`` (issue #6). No Numba plugin and no ``python_function``: every pixel op is a native
-DALI operator (:mod:`pipelines.dali_ops`), every random choice a DALI random operator.
+DALI operator (:mod:`pipelines.dali.ops`), every random choice a DALI random operator.
 
 Usage (inside ``@pipeline_def(enable_conditionals=True)``)::
 
-    from pipelines.dali_graph import FractalCrops, ipmix_graph_views
+    from pipelines.dali.graph import FractalCrops, ipmix_graph_views
 
     feed = FractalCrops(bank, cfg.image_size, batch_size=B, seed=seed)
     fractals = fn.external_source(source=feed, batch=True, layout="HWC", device=device)
@@ -14,17 +14,17 @@ Usage (inside ``@pipeline_def(enable_conditionals=True)``)::
 ``fractals``: one uint8 ``S x S x 3`` fractal crop per sample (on ``device``).
 :func:`ipmix_graph` makes one IPMix view; :func:`ipmix_graph_views` stacks ``(clean, a, b)``
 in JSD mode (both views share the sample's fractal, independent randomness) or ``(a,)``.
-``pipelines.dali.ipmix_pipeline(..., ipmix_impl="graph")`` wires it into the loader.
+``pipelines.dali.loader.ipmix_pipeline(..., ipmix_impl="graph")`` wires it into the loader.
 
 Fractal source. :class:`FractalCrops` is the ``fn.external_source`` callback: per sample a
 uniform fractal index and a uniform ``S x S`` crop position in the ``F x F`` bank picture,
 drawn on the host from a NumPy generator seeded with the loader's ``(seed, epoch, rank)``
-(spec §8: one fractal per sample, shared by all chains and views). Only the crops (not the
-bank) are copied per batch.
+(docs/algorithm.md §8: one fractal per sample, shared by all chains and views). Only the crops
+(not the bank) are copied per batch.
 
-Sampling (:func:`sample_params`, spec §1, §4). All random choices of a view are drawn up
-front, vectorised over chains ``k`` and steps ``t`` (hoisted out of the conditionals: a DALI
-operator costs ~0.2 ms per batch however small its input):
+Sampling (:func:`sample_params`, docs/algorithm.md §1, §4). All random choices of a view are
+drawn up front, vectorised over chains ``k`` and steps ``t`` (hoisted out of the conditionals:
+a DALI operator costs ~0.2 ms per batch however small its input):
 
 =================  ==========================================================================
 weights ``w``      Dirichlet(1, ..., 1) as normalised Exp(1) = Gamma(1) draws,
@@ -44,17 +44,18 @@ box                ``left, top = min(floor(U (S - s + 1)), S - s)``; square with
 ``get_ab``         ``fn.random.beta``: coin ? (Beta(beta, 1), Beta(1, beta))
                    : (1 + Beta(1, beta), -Beta(1, beta))
 mask probability   ``U[0, 1)``; the masks themselves are drawn in the step
-                   (:func:`pipelines.dali_ops.bernoulli`)
+                   (:func:`pipelines.dali.ops.bernoulli`)
 =================  ==========================================================================
 
 Randomness comes from DALI's generators (the pipeline seed), not from the
 ``(seed, epoch, index, view)`` keys of :mod:`ipmix_ops.sampling`: the graph realises the same
-distributions, not the same draws (spec §5 allows this for backends with their own RNG).
+distributions, not the same draws (docs/algorithm.md §5 allows this for backends with their
+own RNG).
 Parameters can be fed from outside (``params=``, same names and shapes); the op forms are
 tested against the kernels that way, but a whole-view comparison with
 :func:`ipmix_ops.ipmix_apply` on a converted record is not written yet.
 
-Graph (spec §1). Per chain: ``xc = x``; for each step ``d < t``:
+Graph (docs/algorithm.md §1). Per chain: ``xc = x``; for each step ``d < t``:
 ``if depth > d`` (omitted for ``d < depth_min``) -> ``if kind == patch``: P-step else image
 op -> ``if/elif`` over the op *classes* (:data:`OP_CLASS`: one ``fn.warp_affine`` with a
 per-sample Pillow matrix serves rotate/shear/translate/mirror, one bitwise expression
@@ -62,12 +63,12 @@ serves posterize/solarize/invert, then equalize; with ``all_ops`` also autocontr
 the four enhance ops), whose per-sample inputs (:func:`op_forms`) are computed vectorised
 in :func:`sample_params`. The P-step: source (fractal, or an image op of the
 ORIGINAL x) -> ``fn.slice`` both images at the box -> ``if/elif`` over the 4 mixing ops
-(add/multiply in float32 then :func:`pipelines.dali_ops.to_u8` by ``cfg.overflow``: the
+(add/multiply in float32 then :func:`pipelines.dali.ops.to_u8` by ``cfg.overflow``: the
 authors' wrap or PixMix's clip; random pixels/elements as a uint8 select with a
 Bernoulli mask) -> ``fn.multi_paste`` of the patch onto ``xc``. Then
-``out = (1 - m) x + m sum_i w_i xc_i`` in float32, rounded half up to uint8 (spec §6).
+``out = (1 - m) x + m sum_i w_i xc_i`` in float32, rounded half up to uint8 (docs/algorithm.md §6).
 
-Op mapping (details and exactness in :mod:`pipelines.dali_ops`):
+Op mapping (details and exactness in :mod:`pipelines.dali.ops`):
 
 =============  ====================================  =========================================
 op             DALI form                             vs ``ipmix_ops`` / Pillow
@@ -94,7 +95,7 @@ random_pix/el  uint8 select, ``fn.random.uniform``   exact for a given mask
 Cost: the graph has several hundred operators per view (each chain step carries an image-op
 switch and a P-step with its own source-op switch); on a CPU it is far slower (~50 img/s
 on 2 threads, 224 px, one view, vs ~3k img/s) than the Numba plugin
-(:mod:`pipelines.dali_numba`), which stays the CPU default. It is meant for the GPU, where
+(:mod:`pipelines.dali.numba_plugin`), which stays the CPU default. It is meant for the GPU, where
 it has not been measured yet (no GPU on the development machines).
 """
 
@@ -127,7 +128,7 @@ from ipmix_ops.optable import (
     TRANSLATE_Y,
 )
 
-from . import dali_ops as ops
+from . import ops
 
 #: Names of the per-sample parameter nodes (see :func:`sample_params`): ``[k]`` per chain,
 #: ``[k, t]`` per step, ``m`` a scalar.
@@ -347,7 +348,7 @@ def _step_q(p: dict[str, Any], pre: str, c: int, d: int) -> dict[str, Any]:
 
 
 def patch_step(xc: Any, x: Any, f: Any, p: dict[str, Any], c: int, d: int, cfg: IPMixConfig) -> Any:
-    """One P-step on the chain image ``xc`` (spec §1) with step ``(c, d)`` of ``p``."""
+    """One P-step on the chain image ``xc`` (docs/algorithm.md §1) with step ``(c, d)`` of ``p``."""
     s = cfg.image_size
     if cfg.patch_source == "mixed":
         if p["src_fractal"][c, d] == 1:
@@ -431,7 +432,7 @@ def ipmix_graph(
 def ipmix_graph_views(
     images: Any, fractals: Any, cfg: IPMixConfig, *, device: str = "cpu", views: int | None = None
 ) -> Any:
-    """uint8 ``[V, S, S, 3]`` per sample like :func:`pipelines.dali_numba.ipmix_views`: JSD
+    """uint8 ``[V, S, S, 3]`` per sample like :func:`pipelines.dali.numba_plugin.ipmix_views`: JSD
     mode ``(clean, ipmix_a, ipmix_b)`` (same fractal, independent draws), else
     ``views`` IPMix views (default ``cfg.views``)."""
     views = cfg.views if views is None else int(views)

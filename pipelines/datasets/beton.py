@@ -196,7 +196,7 @@ def write_beton(
     if not good:
         raise BetonError(f"{data_dir}: none of the {len(samples)} image files could be read")
     # isort: off
-    from . import _ffcv_import  # noqa: F401  (keeps torch's thread count)
+    from ..ffcv import _import  # noqa: F401  (keeps torch's thread count)
     from ffcv import writer as ffcv_writer
 
     # isort: on
@@ -257,9 +257,9 @@ def write_beton(
 def read_beton(path: str | os.PathLike) -> Iterator[tuple[np.ndarray, int]]:
     """Every sample of a .beton written by :func:`write_beton`, in order:
     ``(uint8 [H, W, 3] RGB, label)``. JPEG samples are decoded with Pillow. For checks and
-    tools; training reads through :mod:`pipelines.ffcv`."""
+    tools; training reads through :mod:`pipelines.ffcv.loader`."""
     # isort: off
-    from . import _ffcv_import  # noqa: F401  (keeps torch's thread count)
+    from ..ffcv import _import  # noqa: F401  (keeps torch's thread count)
     from ffcv.reader import Reader
     # isort: on
 

@@ -3,7 +3,7 @@
 Each function takes DALI nodes (uint8 HWC images; per-sample parameters as CPU nodes, e.g.
 from ``fn.external_source``) and returns a node; none of them uses the Numba plugin, so the
 same code runs with GPU images (move arithmetic parameters with ``.gpu()``). Forms follow
-``/work/shared/DALI-NOTES.md`` and match :func:`ipmix_ops.ops.apply_op` /
+``docs/architecture.md`` (DALI forms of the ops) and match :func:`ipmix_ops.ops.apply_op` /
 :mod:`ipmix_ops.mixing` (tested in ``tests/test_pipelines_dali.py`` and
 ``tests/test_dali_ops.py``); exact unless said otherwise below:
 
@@ -36,8 +36,9 @@ clip_u8        PixMix's ``round(255 clip(y, 0, 1))`` (the ``overflow="clip"`` mo
 Warps (rotate, shear): Pillow samples bilinearly at the mapped pixel centre, truncates, and
 fills with 0 where the centre maps outside the source. The form used here is
 ``floor(warp(x, FLOAT, clamped border)) * warp(ones, NN, fill 0)``, which matches
-:mod:`ipmix_ops.ops` within the spec's tolerance (at most 1 grey level on >= 99% of pixels;
-in practice > 99.5% exact). The matrix is computed per sample in float32 on the CPU.
+:mod:`ipmix_ops.ops` within the tolerance of docs/algorithm.md §3 (at most 1 grey level on
+>= 99% of pixels; in practice > 99.5% exact). The matrix is computed per sample in float32 on
+the CPU.
 
 Every function works on CPU or GPU images: per-sample parameters are CPU nodes and are
 moved with ``.gpu()`` when they meet GPU data in arithmetic (named arguments stay on the
@@ -195,7 +196,7 @@ def equalize(x: Any) -> Any:
     (``round(255 * (cdf(v) - cdf_min) / (n - cdf_min))``), not Pillow's
     (``(cum_below(v) + step // 2) // step``, ``step = (n - last bin) // 255``). The two agree
     in spirit but differ by up to tens of grey levels on most pixels of a photo; an exact
-    per-sample LUT has no cheap native form in DALI (see DALI-NOTES)."""
+    per-sample LUT has no cheap native form in DALI (docs/architecture.md, DALI forms)."""
     return fn.equalize(x)
 
 

@@ -16,7 +16,7 @@ DALI runs the samples of a batch on its own thread pool):
   The mix is rounded half up to uint8 (normalisation happens later, on the device).
 
 The Numba plugin only runs on the CPU here: the GPU graph needs the native operator forms in
-:mod:`pipelines.dali_ops`. The fractal bank and the mask table are not copied into the
+:mod:`pipelines.dali.ops`. The fractal bank and the mask table are not copied into the
 compiled code: the operator captures their addresses (the caller keeps the arrays alive) and
 views them with ``carray``; so are the config arrays (one operator per config, bank and
 view count). ``(seed, epoch)`` comes in as a constant int64 input, so one compiled operator
@@ -48,7 +48,7 @@ from ipmix_ops import IPMixConfig
 from ipmix_ops.batch import _one_view, _write_out
 from ipmix_ops.sampling import C_STEPS, NF, R_W0, mask_table, sample_record_k
 
-from .keyed import RATIO, SCALE, check_crop_scale, keyed_crop, keyed_flip
+from ..keyed import RATIO, SCALE, check_crop_scale, keyed_crop, keyed_flip
 
 
 # ------------------------------------------------------------------------- keyed crop
@@ -157,7 +157,7 @@ _DEPENDENCIES = ("ipmix_ops", "pipelines/keyed.py")
 def _drop_stale_cache(py_func: Any) -> None:
     """Numba's disk cache only checks the function's own file: drop the cached ``py_func``
     when a source file of the kernels it calls (``ipmix_ops``) changed since it was saved."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     h = hashlib.sha256()
     for dep in _DEPENDENCIES:
         for f in sorted((root / dep).rglob("*.py")) if (root / dep).is_dir() else [root / dep]:

@@ -2,9 +2,9 @@
 
 On the offline demo set (Fashion-MNIST as 32 px RGB), train a small CIFAR ResNet with the
 project's FFCV pipeline (:func:`pipelines.build_loader`) and trainer parts
-(:class:`train.engine.Trainer`) for each method and seed, then measure clean top-1 error,
+(:class:`ipmix_train.engine.Trainer`) for each method and seed, then measure clean top-1 error,
 RMS calibration error and the mean corruption error over the 15 ImageNet-C corruptions at
-all 5 severities on a held-out test subset (:mod:`train.corruptions`, cached). Methods:
+all 5 severities on a held-out test subset (:mod:`ipmix_train.corruptions`, cached). Methods:
 
 * ``vanilla``: flip (the FFCV train pipeline without IPMix; its random-resized crop is off
   by default, ``crop_scale=(1, 1)``, as 32 px sets are usually trained whole);
@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from train.checkpoint import write_text_atomic
+from ipmix_train.checkpoint import write_text_atomic
 
 METHODS = ("vanilla", "ipmix", "ipmix_jsd", "augmix")
 LABELS = {
@@ -95,10 +95,10 @@ class Spec:
 # ---------------------------------------------------------------------- data
 def prepare_data(out: Path, spec: Spec, progress: bool = True) -> dict[str, Any]:
     """Demo ImageFolder, train .beton, fractal store, val arrays and the corruption cache."""
-    from pipelines.beton import write_beton
-    from pipelines.demo_data import write_demo_imagefolder
-    from train.corruptions import corrupted_set
-    from train.evaluate import list_imagefolder, load_images
+    from ipmix_train.corruptions import corrupted_set
+    from ipmix_train.evaluate import list_imagefolder, load_images
+    from pipelines.datasets.beton import write_beton
+    from pipelines.datasets.demo import write_demo_imagefolder
 
     data = out / f"fashion_mnist-{spec.train_per_class}-{spec.val_per_class}"
     if not (data / "train").is_dir():
@@ -168,11 +168,11 @@ def train_run(
     """Train one (method, seed), evaluate it, save checkpoint and results; returns results."""
     from ipmix_ops import IPMixConfig
     from ipmix_ops.config import IMAGENET_MEAN, IMAGENET_STD
+    from ipmix_train.checkpoint import rng_state, save_checkpoint
+    from ipmix_train.engine import DistEnv, Normalizer, Trainer, param_groups
+    from ipmix_train.evaluate import cache_sources, evaluate
+    from ipmix_train.models import build_model
     from pipelines import build_loader
-    from train.checkpoint import rng_state, save_checkpoint
-    from train.engine import DistEnv, Normalizer, Trainer, param_groups
-    from train.evaluate import cache_sources, evaluate
-    from train.models import build_model
 
     done = run_dir / "results.json"
     key = {"method": method, "seed": seed, "spec": _spec_dict(spec)}

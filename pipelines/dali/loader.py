@@ -1,14 +1,14 @@
 """The DALI backend: ImageFolder JPEGs -> DALI graph (decode, keyed crop + flip, IPMix) ->
-the batch contract of :mod:`pipelines.loader`.
+the batch contract of :mod:`pipelines.contract`.
 
 One graph-building function, :func:`ipmix_pipeline`, with a ``device`` argument:
 
 * ``"cpu"`` (the only one tested here: no GPU on the development machines): CPU decode,
-  crop, resize, flip, and IPMix through DALI's Numba plugin (:mod:`pipelines.dali_numba`),
+  crop, resize, flip, and IPMix through DALI's Numba plugin (:mod:`pipelines.dali.numba_plugin`),
   which calls the ``ipmix_ops`` kernels: **this is the CPU path**, bit-identical to
   :func:`ipmix_ops.ipmix_apply` on the same crops and records.
 * ``"gpu"``: ``device="mixed"`` decode and GPU resize/flip; IPMix as the native DALI operator
-  graph of :mod:`pipelines.dali_graph` on the GPU (fractal crops fed by ``fn.external_source``).
+  graph of :mod:`pipelines.dali.graph` on the GPU (fractal crops fed by ``fn.external_source``).
 
 ``ipmix_impl`` picks the IPMix implementation: ``"numba"`` (the plugin, CPU only, keyed and
 bit-identical to ``ipmix_apply``), ``"graph"`` (native operators, CPU or GPU; DALI's own RNG
@@ -47,10 +47,10 @@ from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
 from ipmix_ops import IPMixConfig
 
-from .dali_numba import ipmix_views, keyed_crop_params
-from .folder import scan_image_folder
-from .keyed import SCALE
-from .loader import DEFAULT_CROP_RATIO, EpochLoader, Finisher, LoaderOptions
+from ..contract import DEFAULT_CROP_RATIO, EpochLoader, Finisher, LoaderOptions
+from ..datasets.folder import scan_image_folder
+from ..keyed import SCALE
+from .numba_plugin import ipmix_views, keyed_crop_params
 
 READER = "Reader"
 
@@ -168,7 +168,7 @@ def ipmix_pipeline(
         if bank is None:
             raise ValueError("IPMix needs a fractal bank")
         if impl == "graph":
-            from .dali_graph import FractalCrops, ipmix_graph_views
+            from .graph import FractalCrops, ipmix_graph_views
 
             batch = Pipeline.current().max_batch_size
             feed = FractalCrops(bank, cfg.image_size, batch_size=batch, seed=fractal_seed)
@@ -199,7 +199,7 @@ def epoch_order(n: int, *, world_size: int, shuffle: bool, seed: int, epoch: int
 
 
 class DaliLoader(EpochLoader):
-    """Iterable over batches of the contract in :mod:`pipelines.loader` (see module doc)."""
+    """Iterable over batches of the contract in :mod:`pipelines.contract` (see module doc)."""
 
     def __init__(
         self,

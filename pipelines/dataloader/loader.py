@@ -15,7 +15,7 @@ and applied with torchvision's ``resized_crop``/``hflip``, which is what
 ``RandomResizedCrop`` and ``RandomHorizontalFlip`` do after drawing from the global torch
 RNG. The same seed thus gives the same bytes whatever the number of workers. (Re-seeding
 the torch RNG per sample instead would cost ~0.5 ms per sample.) Batches leave the workers
-as uint8 ``[B, V, S, S, 3]`` and follow the common contract (:mod:`pipelines.loader`).
+as uint8 ``[B, V, S, S, 3]`` and follow the common contract (:mod:`pipelines.contract`).
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from torchvision.transforms import functional as TF
 from ipmix_ops import IPMixConfig, reference
 from ipmix_ops.sampling import R_FIDX, sample_record
 
-from .keyed import RATIO, SCALE, check_crop_scale, keyed_crop, keyed_flip
-from .loader import DEFAULT_CROP_RATIO, EpochLoader, Finisher, LoaderOptions
+from ..contract import DEFAULT_CROP_RATIO, EpochLoader, Finisher, LoaderOptions
+from ..keyed import RATIO, SCALE, check_crop_scale, keyed_crop, keyed_flip
 
 _SCALE, _RATIO = np.array(SCALE), np.array(RATIO)
 
@@ -122,7 +122,7 @@ def collate(samples: list[tuple[np.ndarray, int]]) -> tuple[torch.Tensor, torch.
 
 
 class TorchLoader(EpochLoader):
-    """Iterable over batches of the contract in :mod:`pipelines.loader`; see there."""
+    """Iterable over batches of the contract in :mod:`pipelines.contract`; see there."""
 
     def __init__(
         self,

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 # isort: off
-from . import _ffcv_import  # noqa: F401  (before any ffcv import: keeps torch's threads)
+from . import _import  # noqa: F401  (before any ffcv import: keeps torch's threads)
 
 # isort: on
 import numba
@@ -47,7 +47,7 @@ from ipmix_ops._ops_geometric import mirror_k
 from ipmix_ops.batch import _apply_k, _scratch
 from ipmix_ops.sampling import sample_records
 
-from .keyed import RATIO, SCALE, keyed_crop, keyed_flip
+from ..keyed import RATIO, SCALE, keyed_crop, keyed_flip
 
 
 @intrinsic
@@ -182,7 +182,7 @@ class IPMixOp(Operation):
     clean crop) declared to FFCV as ``[B, V, S, S, 3]`` but laid out **view-major** in that
     memory: ``[V, B, S, S, 3]``. Each view is then one contiguous NHWC batch, so the loader
     hands out channels-last views without copying them (the copies cost 0.16-0.20 ms per
-    sample on the CPU); :class:`pipelines.loader.Finisher` reads the layout back with
+    sample on the CPU); :class:`pipelines.contract.Finisher` reads the layout back with
     ``view_major=True``. Keys: ``(seed, epoch, index, view)`` as in ``ipmix_batch``.
     """
 

@@ -30,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 # the image files torchvision's ImageFolder (and so every loader here) reads
-from pipelines.folder import IMG_EXTENSIONS
+from pipelines.datasets.folder import IMG_EXTENSIONS
 
 CORRUPTIONS = (
     "gaussian_noise",

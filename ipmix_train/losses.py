@@ -1,4 +1,5 @@
-"""Losses: cross-entropy and the IPMix/AugMix Jensen-Shannon consistency loss (spec §1)."""
+"""Losses: cross-entropy and the IPMix/AugMix Jensen-Shannon consistency loss
+(docs/algorithm.md §1)."""
 
 from __future__ import annotations
 

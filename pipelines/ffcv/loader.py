@@ -12,11 +12,11 @@ Train image pipeline (the ffcv-imagenet one, with IPMix inserted)::
 Val: FFCV's ``CenterCropRGBImageDecoder((S, S), ratio=224/256)``, ``ToTensor``,
 ``ToDevice``, ``ToTorchImage``. Labels: ``IntDecoder``, ``ToTensor``, ``Squeeze(1)``,
 ``ToDevice``. uint8 is moved to the device; normalisation (``output="float"``) and the
-split of JSD views happen there (:class:`pipelines.loader.Finisher`; the IPMix op writes the
+split of JSD views happen there (:class:`pipelines.contract.Finisher`; the IPMix op writes the
 JSD views view-major, so the split copies nothing).
 
 Design choice for IPMix inside FFCV: a non-jitted FFCV op placed after the compiled crop and
-flip and before ``ToTensor`` (see :mod:`pipelines.ffcv_ops`). FFCV supports such ops (its
+flip and before ``ToTensor`` (see :mod:`pipelines.ffcv.ops`). FFCV supports such ops (its
 ``ToTensor`` is one); the 1.0.2 hang only occurs when a compiled op *follows* a non-compiled
 one, which never happens here. IPMix thus runs in FFCV's loader thread, overlapped with
 training, batch-parallel on ``num_workers`` Numba threads, with no per-sample Python; the
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 # isort: off
-from ._ffcv_import import keep_torch_threads  # before any ffcv import
+from ._import import keep_torch_threads  # before any ffcv import
 
 # isort: on
 import torch
@@ -51,8 +51,8 @@ from torch.utils.data import DistributedSampler
 
 from ipmix_ops import IPMixConfig
 
-from .ffcv_ops import EpochCell, IPMixOp, KeyedRandomHorizontalFlip, KeyedRandomResizedCropDecoder
-from .loader import DEFAULT_CROP_RATIO, EpochLoader, Finisher, LoaderOptions
+from ..contract import DEFAULT_CROP_RATIO, EpochLoader, Finisher, LoaderOptions
+from .ops import EpochCell, IPMixOp, KeyedRandomHorizontalFlip, KeyedRandomResizedCropDecoder
 
 _ORDERS = {
     "random": OrderOption.RANDOM,
@@ -137,7 +137,7 @@ def ffcv_order(opts: LoaderOptions) -> OrderOption | ShardOrder:
 
 
 class FFCVLoader(EpochLoader):
-    """Iterable over batches of the contract in :mod:`pipelines.loader`; see there."""
+    """Iterable over batches of the contract in :mod:`pipelines.contract`; see there."""
 
     def __init__(
         self, loader: Loader, cell: EpochCell, finish: Finisher, ipmix: IPMixOp | None

@@ -67,7 +67,7 @@ def model_names() -> list[str]:
 
 def build_model(arch: str, num_classes: int) -> nn.Module:
     """A randomly initialised classifier: a CIFAR ResNet by name, else a torchvision model
-    (``train.engine.build_model``). Unknown names raise ``ValueError``."""
+    (``ipmix_train.engine.build_model``). Unknown names raise ``ValueError``."""
     if arch in CIFAR_RESNETS:
         n, width = CIFAR_RESNETS[arch]
         return CifarResNet(n, width, num_classes)

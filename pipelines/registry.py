@@ -1,0 +1,114 @@
+"""Backends by name, and :func:`build_loader`, the one entry point for all of them.
+
+``BACKENDS`` maps a pipeline name to the module that implements it; each such module has
+``make_loader(data, opts: LoaderOptions, augment: IPMixConfig | None, bank) -> Loader``. The
+module is imported when a loader is built, so ``import pipelines`` never imports FFCV, DALI
+or torchvision, and no backend imports this module (backends depend on
+:mod:`pipelines.contract` only).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+from typing import Any
+
+import torch
+
+from ipmix_ops import IPMixConfig
+from ipmix_ops.config import IMAGENET_MEAN, IMAGENET_STD
+
+from .contract import (
+    Loader,
+    LoaderOptions,
+    default_workers,
+    resolve_bank,
+    resolve_device,
+    resolve_ipmix,
+)
+from .keyed import SCALE
+
+BACKENDS = {
+    "ffcv": "pipelines.ffcv.loader",  # .beton files, CPU (Numba op inside FFCV)
+    "torch": "pipelines.dataloader.loader",  # ImageFolder, torch DataLoader (the reference)
+    "dali": "pipelines.dali.loader",  # ImageFolder, GPU or CPU
+}
+PIPELINES = tuple(BACKENDS)
+
+
+def backend(pipeline: str) -> ModuleType:
+    """The module of backend ``pipeline`` (imported on first use)."""
+    if pipeline not in BACKENDS:
+        raise ValueError(f"pipeline must be one of {PIPELINES}, got {pipeline!r}")
+    return importlib.import_module(BACKENDS[pipeline])
+
+
+def build_loader(
+    pipeline: str,
+    data: str | os.PathLike,
+    *,
+    train: bool,
+    batch_size: int,
+    image_size: int,
+    fractals: Any = None,
+    ipmix: IPMixConfig | str | None = None,
+    jsd: bool = False,
+    seed: int = 0,
+    num_workers: int | None = None,
+    device: str | torch.device = "auto",
+    rank: int = 0,
+    world_size: int = 1,
+    output: str = "uint8",
+    drop_last: bool | None = None,
+    order: str = "random",
+    os_cache: bool = True,
+    crop_scale: tuple[float, float] = SCALE,
+    bank_cache: str | os.PathLike | None = None,
+) -> Loader:
+    """A train or val loader that yields the batch contract of :mod:`pipelines.contract`.
+
+    Args:
+        pipeline: ``"ffcv"`` (``data`` is a .beton from ``tools/write_beton.py``) or
+            ``"torch"`` and ``"dali"`` (``data`` is an ImageFolder directory).
+        train: random-resized-crop + flip (+ IPMix); else a centre crop of 224/256 of the
+            shorter side, never IPMix.
+        fractals: a fractal store path or a uint8 bank ``[N, F, F, 3]`` (needed with IPMix).
+        ipmix: an :class:`~ipmix_ops.IPMixConfig`, a preset name, or None (off).
+        jsd: yield ``(clean, aug_a, aug_b)`` per sample (needs ``ipmix``).
+        num_workers: FFCV threads or DataLoader processes (default: all usable cores).
+        device: ``"auto"`` (CUDA if available, else CPU), or a torch device.
+        rank, world_size: this process's shard of each epoch (DistributedSampler rules).
+        drop_last: drop the last incomplete batch (default: True when training).
+        order: train order, ``"random"``, ``"quasi_random"`` (FFCV, one rank) or
+            ``"sequential"``; val is always sequential.
+        os_cache: FFCV: let the OS page cache hold the file (else a process cache).
+        crop_scale: train crop area range as fractions of the image, ``(lo, hi)`` with
+            ``0 < lo <= hi <= 1`` (torchvision's ``RandomResizedCrop(scale=)``; small
+            images such as 32 px sets train better with ``(0.35, 1)`` or more).
+        bank_cache: a directory for a verified raw copy of the decoded fractal bank (first
+            run: decode and write; later runs: ~10x faster loads; a damaged copy is rebuilt).
+    """
+    if pipeline not in BACKENDS:
+        raise ValueError(f"pipeline must be one of {PIPELINES}, got {pipeline!r}")
+    cfg = resolve_ipmix(ipmix, image_size=image_size, jsd=jsd and train)
+    augment = cfg if train else None  # val never augments; it keeps cfg's mean/std
+    bank = resolve_bank(fractals, augment, bank_cache) if augment is not None else None
+    opts = LoaderOptions(
+        train=train,
+        batch_size=batch_size,
+        image_size=image_size,
+        seed=seed,
+        num_workers=default_workers() if num_workers is None else num_workers,
+        device=resolve_device(device),
+        rank=rank,
+        world_size=world_size,
+        output=output,
+        drop_last=train if drop_last is None else drop_last,
+        order=order if train else "sequential",
+        os_cache=os_cache,
+        crop_scale=crop_scale,
+        mean=cfg.mean if cfg is not None else IMAGENET_MEAN,
+        std=cfg.std if cfg is not None else IMAGENET_STD,
+    )
+    return backend(pipeline).make_loader(data, opts, augment, bank)
