@@ -11,7 +11,7 @@ SRC_HASH := $(shell find ipmix_ops fractal_store pipelines -name '*.py' -print0 
     | sort -z | xargs -0 cat | sha1sum | cut -c1-12)
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache/$(SRC_HASH)
 
-.PHONY: setup test test-all lint format demo bench robustness clean
+.PHONY: setup test test-all lint format demo bench robustness gpu-proof clean
 
 setup: $(STAMP)
 
@@ -53,3 +53,11 @@ bench: setup
 #   make robustness ROBUSTNESS_ARGS=--quick
 robustness: setup
 	$(PY) tools/robustness_experiment.py $(ROBUSTNESS_ARGS)
+
+# On a CUDA machine (torch, Triton, Numba are enough): gpu tests, the GPU IPMix benchmark and
+# ResNet-50 synthetic vs synthetic + GPU IPMix, in one JSON in benchmarks/results/ (<= ~6 min).
+#   make gpu-proof GPU_PROOF_ARGS=--dry-run    (the same code on the CPU, under a minute)
+# No `setup` prerequisite: a GPU machine may lack the venv, apt and the internet; its own
+# python3 with torch, Triton and Numba runs the script from the repository root.
+gpu-proof:
+	$(if $(wildcard $(PY)),$(PY),python3) benchmarks/gpu_proof.py $(GPU_PROOF_ARGS)

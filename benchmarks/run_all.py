@@ -16,8 +16,8 @@ then runs :mod:`benchmarks.report`, which rewrites the README's block between
 A failed step is reported and the others still run; the exit status is then 1.
 Steps: ``ipmix`` (with size / batch / thread sweeps), ``ops`` (per image op), ``fractals``,
 ``pipelines`` (torch and FFCV at 1..all workers), ``dali`` (DALI CPU at 1..all threads; DALI
-GPU too when CUDA is visible). Timings are only as good as the machine is quiet: stop other
-jobs first.
+GPU too when CUDA is visible), ``gpu`` (the Triton renderer, only when CUDA is visible).
+Timings are only as good as the machine is quiet: stop other jobs first.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from benchmarks.common import RESULTS, write_result  # noqa: E402
 from fractal_store.store import default_workers  # noqa: E402
 from ipmix_train.runinfo import run_metadata  # noqa: E402
 
-STEPS = ("ipmix", "ops", "fractals", "pipelines", "dali")
+STEPS = ("ipmix", "ops", "fractals", "pipelines", "dali", "gpu")
 
 
 def core_counts(n: int) -> str:
@@ -83,6 +83,11 @@ def commands(steps: list[str], quick: bool) -> list[tuple[str, list[str]]]:
             out.append((step, ["benchmarks/bench_dali.py", *q, "--threads", cores]))
             if cuda_available():
                 out.append(("dali_gpu", ["benchmarks/bench_dali.py", *q, "--device", "gpu"]))
+        elif step == "gpu":
+            if not cuda_available():
+                print("run_all: no CUDA GPU; skipping the Triton renderer step (unmeasured)")
+                continue
+            out.append((step, ["benchmarks/bench_gpu_ipmix.py", *q]))
     return out
 
 
