@@ -28,7 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import int_list, metadata, print_table, write_result  # noqa: E402
+from benchmarks.common import int_list, print_table, write_result  # noqa: E402
+from ipmix_train.runinfo import run_metadata  # noqa: E402
 
 
 def bytes_per_batch(recs: np.ndarray, k: int, t: int, size: int, clean: int) -> int:
@@ -226,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 print_table(rows[-1:], list(rows[-1]))
     print_table(rows, list(rows[0]))
-    payload = {"meta": metadata("torch", "triton"), "bandwidth_GBs": bw / 1e9, "rows": rows}
+    payload = {"meta": run_metadata("torch", "triton"), "bandwidth_GBs": bw / 1e9, "rows": rows}
     print("wrote", write_result("gpu_ipmix", payload, args.out))
     return 0
 

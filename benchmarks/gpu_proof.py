@@ -44,7 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: the benchmarks package sits at the root
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import metadata, write_result  # noqa: E402
+from benchmarks.common import write_result  # noqa: E402
+from ipmix_train.runinfo import run_metadata  # noqa: E402
 
 JSD_GOAL = 0.97
 
@@ -263,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     if out is None and args.dry_run:
         out = Path(tempfile.gettempdir()) / f"gpu-proof-dry-{os.getpid()}.json"
     t0 = time.perf_counter()
-    result: dict = {"meta": metadata("torch", "triton"), "dry_run": args.dry_run, "steps": {}}
+    result: dict = {"meta": run_metadata("torch", "triton"), "dry_run": args.dry_run, "steps": {}}
     steps = result["steps"]
     with tempfile.TemporaryDirectory() as tmp:
         if "gpu_tests" not in skip:

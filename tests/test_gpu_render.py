@@ -35,35 +35,16 @@ from ipmix_ops.optable import (  # noqa: E402
     SHEAR_Y,
 )
 from ipmix_ops.sampling import (  # noqa: E402
-    C_DEPTH,
-    C_KIND,
-    C_STEPS,
+    CHAIN,
     KIND_IMAGE,
     KIND_PATCH,
-    NF,
-    R_FIDX,
-    R_FX,
-    R_FY,
-    R_M,
-    R_W0,
-    S_A,
-    S_B,
-    S_H,
-    S_LEFT,
-    S_OP,
-    S_P,
-    S_PARAM,
-    S_SEED,
-    S_SIZE,
-    S_SRC_FRACTAL,
-    S_SRC_OP,
-    S_SRC_PARAM,
-    S_TOP,
-    S_W,
+    REC,
+    STEP,
     Record,
     chain_offset,
     record_length,
     sample_records,
+    step_start,
 )
 
 WARPS = {ROTATE, SHEAR_X, SHEAR_Y}  # bilinear with fractional weights: within 1 level
@@ -164,33 +145,33 @@ def test_sampled_records_match_fast_path(device, preset, size, jsd):
 def _blank(cfg: IPMixConfig, n: int) -> np.ndarray:
     """n records of one view: m = 1, weights (0.5, 0.3, 0.2), every chain of depth 0."""
     recs = np.zeros((n, 1, record_length(cfg.k, cfg.t)))
-    recs[..., R_M] = 1.0
-    recs[..., R_W0 : R_W0 + 3] = (0.5, 0.3, 0.2)
+    recs[..., REC.m] = 1.0
+    recs[..., REC.w0 : REC.w0 + 3] = (0.5, 0.3, 0.2)
     return recs
 
 
 def _image_chain(rec, cfg, c, ops):
     base = chain_offset(cfg.k, cfg.t, c)
-    rec[base + C_KIND], rec[base + C_DEPTH] = KIND_IMAGE, len(ops)
+    rec[base + CHAIN.kind], rec[base + CHAIN.depth] = KIND_IMAGE, len(ops)
     for d, (op, param) in enumerate(ops):
-        s0 = base + C_STEPS + d * NF
-        rec[s0 + S_OP], rec[s0 + S_PARAM] = op, param
+        s0 = step_start(base, d)
+        rec[s0 + STEP.op], rec[s0 + STEP.param] = op, param
 
 
 def _patch_step(rec, cfg, c, d, mix, box, src=None, ab=(0.6, 0.4), p=0.4, seed=12345):
     """Step d of patch chain c: ``box`` (top, left, h, w); ``src`` None: the fractal, else
     (op, param) applied to the clean image."""
     base = chain_offset(cfg.k, cfg.t, c)
-    rec[base + C_KIND] = KIND_PATCH
-    rec[base + C_DEPTH] = max(rec[base + C_DEPTH], d + 1)
-    s0 = base + C_STEPS + d * NF
+    rec[base + CHAIN.kind] = KIND_PATCH
+    rec[base + CHAIN.depth] = max(rec[base + CHAIN.depth], d + 1)
+    s0 = step_start(base, d)
     top, left, h, w = box
-    rec[s0 + S_OP], rec[s0 + S_SIZE] = MIX_NAMES.index(mix), max(h, w)
-    rec[s0 + S_TOP], rec[s0 + S_LEFT], rec[s0 + S_H], rec[s0 + S_W] = top, left, h, w
-    rec[s0 + S_SRC_FRACTAL] = 1.0 if src is None else 0.0
+    rec[s0 + STEP.op], rec[s0 + STEP.size] = MIX_NAMES.index(mix), max(h, w)
+    rec[s0 + STEP.top], rec[s0 + STEP.left], rec[s0 + STEP.h], rec[s0 + STEP.w] = top, left, h, w
+    rec[s0 + STEP.src_fractal] = 1.0 if src is None else 0.0
     if src is not None:
-        rec[s0 + S_SRC_OP], rec[s0 + S_SRC_PARAM] = src
-    rec[s0 + S_A], rec[s0 + S_B], rec[s0 + S_P], rec[s0 + S_SEED] = ab + (p, seed)
+        rec[s0 + STEP.src_op], rec[s0 + STEP.src_param] = src
+    rec[s0 + STEP.a], rec[s0 + STEP.b], rec[s0 + STEP.p], rec[s0 + STEP.seed] = ab + (p, seed)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -209,7 +190,7 @@ def test_each_op_forced(device):
             rec, cfg, 1, [(OP_ID["invert"], 0.0), (OP_ID["posterize"], 6.0), (op, PARAMS[name])]
         )
         _patch_step(rec, cfg, 2, 0, "add", (3, 5, 20, 17), src=(op, PARAMS[name]), ab=(1.0, 0.0))
-    recs[..., R_FIDX], recs[..., R_FY], recs[..., R_FX] = 1, 2, 3
+    recs[..., REC.fidx], recs[..., REC.fy], recs[..., REC.fx] = 1, 2, 3
     ref = cpu_apply(images, bank, recs, cfg)
     got = _render(device, images, bank, recs, cfg)
     warp = np.isin(np.arange(N_ALL_OPS), sorted(WARPS))[:, None]
@@ -228,8 +209,8 @@ def test_mixing_ops_forced(device, overflow):
     n = len(MIX_NAMES)
     images, bank = _images(s, n), _bank(cfg.fractal_size)
     recs = _blank(cfg, n)
-    recs[:, 0, R_FIDX] = np.arange(n) % 2
-    recs[..., R_FY], recs[..., R_FX] = 3, 1
+    recs[:, 0, REC.fidx] = np.arange(n) % 2
+    recs[..., REC.fy], recs[..., REC.fx] = 3, 1
     for i in range(n):
         rec = recs[i, 0]
         m = [MIX_NAMES[(i + j) % n] for j in range(4)]
@@ -270,7 +251,7 @@ def test_identity_record_and_clean_view(device):
     images, bank = _images(s, 2), _bank(cfg.fractal_size)
     recs = np.concatenate([_blank(cfg, 2), _blank(cfg, 2)], axis=1)
     _image_chain(recs[1, 1], cfg, 0, [(OP_ID["invert"], 0.0)])
-    recs[1, 1, R_M] = 0.0
+    recs[1, 1, REC.m] = 0.0
     got = _render(device, images, bank, recs, cfg)
     assert got.shape == (2, 3, s, s, 3)
     np.testing.assert_array_equal(got, np.repeat(images[:, None], 3, axis=1))
@@ -320,6 +301,6 @@ def test_clear_errors():
     with pytest.raises(ValueError, match="records must be"):
         gpu.ipmix_apply(images, bank, recs[:1], cfg)
     bad = recs.copy()
-    bad[0, 0, R_M] = 1.5
+    bad[0, 0, REC.m] = 1.5
     with pytest.raises(ValueError, match="not a convex mix"):
         gpu.ipmix_apply(images, bank, bad, cfg)

@@ -38,31 +38,27 @@ from ..optable import (
     TRANSLATE_Y,
     is_identity,
 )
-from ..sampling import (
-    C_DEPTH,
-    C_KIND,
-    C_STEPS,
-    KIND_PATCH,
-    MASK_TABLE_BITS,
-    NF,
-    R_FIDX,
-    R_FX,
-    R_FY,
-    R_M,
-    R_W0,
-    S_A,
-    S_B,
-    S_H,
-    S_LEFT,
-    S_OP,
-    S_P,
-    S_PARAM,
-    S_SEED,
-    S_SRC_FRACTAL,
-    S_SRC_OP,
-    S_SRC_PARAM,
-    S_TOP,
-    S_W,
+from ..sampling import CHAIN, KIND_PATCH, MASK_TABLE_BITS, REC, STEP, chain_offset_k, step_start_k
+
+# The record fields this module reads, by name (the layout lives in ipmix_ops.sampling)
+R_M, R_FIDX, R_FY, R_FX, R_W0 = REC.m, REC.fidx, REC.fy, REC.fx, REC.w0
+C_KIND, C_DEPTH = CHAIN.kind, CHAIN.depth
+S_OP, S_PARAM, S_SRC_FRACTAL, S_SRC_OP, S_SRC_PARAM = (
+    STEP.op,
+    STEP.param,
+    STEP.src_fractal,
+    STEP.src_op,
+    STEP.src_param,
+)
+S_LEFT, S_TOP, S_W, S_H, S_A, S_B, S_P, S_SEED = (
+    STEP.left,
+    STEP.top,
+    STEP.w,
+    STEP.h,
+    STEP.a,
+    STEP.b,
+    STEP.p,
+    STEP.seed,
 )
 
 (
@@ -131,10 +127,10 @@ def _first_slots(recs, k, t):
     for j in range(recs.shape[0]):
         n = 0
         for c in range(k):
-            base = R_W0 + k + c * (C_STEPS + t * NF)
+            base = chain_offset_k(k, t, c)
             if int(recs[j, base + C_KIND]) == KIND_PATCH:
                 for d in range(int(recs[j, base + C_DEPTH])):
-                    mop = int(recs[j, base + C_STEPS + d * NF + S_OP])
+                    mop = int(recs[j, step_start_k(base, d) + S_OP])
                     n += mop == MIX_ADD or mop == MIX_MULTIPLY
         out[j + 1] = out[j] + n
     return out
@@ -151,7 +147,7 @@ def _prepare_k(recs, k, t, size, wrap, itab, ftab, dtab, luts, table, slots):
         rec = recs[j]
         m = rec[R_M]
         for c in range(k):
-            base = R_W0 + k + c * (C_STEPS + t * NF)
+            base = chain_offset_k(k, t, c)
             depth = int(rec[base + C_DEPTH])
             kind = int(rec[base + C_KIND])
             v = int(m * rec[R_W0 + c] * 32768.0 + 0.5)  # batch._weight_q15
@@ -162,7 +158,7 @@ def _prepare_k(recs, k, t, size, wrap, itab, ftab, dtab, luts, table, slots):
             uy0, ux0, uy1, ux1 = size, size, 0, 0
             eff = 0
             for d in range(depth):
-                s0 = base + C_STEPS + d * NF
+                s0 = step_start_k(base, d)
                 if kind != KIND_PATCH:
                     op, param = int(rec[s0 + S_OP]), rec[s0 + S_PARAM]
                     if is_identity(op, param):
