@@ -122,3 +122,29 @@ def test_torch_backend(folder, bank, jsd):
         )  # fmt: skip
 
     _compare(make, jsd, reference=True)
+
+
+@pytest.fixture(scope="module")
+def beton(folder, tmp_path_factory) -> str:
+    """The train folder as a .beton (raw and JPEG samples, as in tests/test_pipelines_ffcv.py)."""
+    pytest.importorskip("ffcv")
+    from pipelines.datasets.beton import write_beton
+
+    path = tmp_path_factory.mktemp("place_beton") / "train.beton"
+    write_beton(folder / "train", path, write_mode="proportion", num_workers=1, progress=False)
+    return str(path)
+
+
+@pytest.mark.ffcv
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("jsd", [True, False])
+def test_ffcv_backend(beton, bank, jsd):
+    cfg = IPMixConfig.preset("cifar", all_ops=True)
+
+    def make(place):
+        return build_loader(
+            "ffcv", beton, train=True, batch_size=B, image_size=S, seed=3, num_workers=1,
+            ipmix=cfg, jsd=jsd, fractals=bank, device=DEVICE, ipmix_device=place,
+        )  # fmt: skip
+
+    _compare(make, jsd)
