@@ -148,3 +148,21 @@ def test_ffcv_backend(beton, bank, jsd):
         )  # fmt: skip
 
     _compare(make, jsd)
+
+
+@pytest.mark.dali
+@pytest.mark.parametrize("jsd", [True, False])
+def test_dali_backend(folder, bank, jsd):
+    """DALI's graph (CPU without CUDA, where its IPMix is the Numba plugin) vs the renderer
+    after the iterator."""
+    pytest.importorskip("nvidia.dali")
+    cfg = IPMixConfig.preset("cifar", all_ops=True)
+
+    def make(place):
+        return build_loader(
+            "dali", folder / "train", train=True, batch_size=B, image_size=S, seed=3,
+            num_workers=1, ipmix=cfg, jsd=jsd, fractals=bank, device=DEVICE,
+            ipmix_device=place,
+        )  # fmt: skip
+
+    _compare(make, jsd)
