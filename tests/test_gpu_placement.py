@@ -70,8 +70,9 @@ def _close(a: torch.Tensor, b: torch.Tensor, reference: bool) -> None:
         assert stats[0] <= 1 and stats[1] < 0.01, stats
 
 
-def _compare(make, jsd: bool, reference: bool = False) -> None:
-    """``make(ipmix_device)`` -> loader; CPU vs device placement, epochs 0, 1, set_epoch(0)."""
+def _compare(make, jsd: bool, reference: bool = False) -> tuple:
+    """``make(ipmix_device)`` -> loader; CPU vs device placement, epochs 0, 1, set_epoch(0).
+    Returns both loaders."""
     cpu, dev = make("cpu"), make("cuda")
     c0, d0 = _epoch(cpu), _epoch(dev)
     assert torch.equal(_labels(c0), _labels(d0))
@@ -89,6 +90,7 @@ def _compare(make, jsd: bool, reference: bool = False) -> None:
     dev.set_epoch(0)
     again = _views(_epoch(dev))
     assert all(torch.equal(a, b) for a, b in zip(again, dv))
+    return cpu, dev
 
 
 def test_resolve_ipmix_device():
@@ -147,7 +149,13 @@ def test_ffcv_backend(beton, bank, jsd):
             ipmix=cfg, jsd=jsd, fractals=bank, device=DEVICE, ipmix_device=place,
         )  # fmt: skip
 
-    _compare(make, jsd)
+    cpu, dev = _compare(make, jsd)
+    # the loader threads run the plain pipeline (no IPMix op) and pair labels with indices
+    specs = {
+        k: [type(op).__name__ for op in v.transforms] for k, v in dev.loader.pipeline_specs.items()
+    }
+    assert "IPMixOp" not in specs["image"] and "LabelAndIndex" in specs["label"], specs
+    assert cpu.ipmix is not None and dev.ipmix is None and dev.device_ipmix is not None
 
 
 @pytest.mark.dali
