@@ -39,15 +39,25 @@ def folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bank(fractal_like_bank) -> np.ndarray:
-    return np.ascontiguousarray(fractal_like_bank[:, :64, :64])
+    """Six photos as fractals, 40 px (F >= S)."""
+    return np.ascontiguousarray(fractal_like_bank[:, 100:140, 100:140])
+
+
+def _maker(pipeline: str, data, bank: np.ndarray, jsd: bool, workers: int):
+    """``make(ipmix_device)``: the backend's train loader with the cifar preset, all ops."""
+    cfg = IPMixConfig.preset("cifar", all_ops=True)
+    kw = dict(train=True, batch_size=B, image_size=S, seed=3, num_workers=workers, device=DEVICE)
+    return lambda place: build_loader(
+        pipeline, data, ipmix=cfg, jsd=jsd, fractals=bank, ipmix_device=place, **kw
+    )
 
 
 def _epoch(loader) -> list:
-    out = []
-    for x, y in loader:
-        views = x if isinstance(x, tuple) else (x,)
-        out.append((tuple(v.detach().cpu().clone() for v in views), y.cpu().clone()))
-    return out
+    """One epoch on the host: [(views tuple, labels)], copied (FFCV reuses its buffers)."""
+    return [
+        (tuple(v.cpu().clone() for v in (x if isinstance(x, tuple) else (x,))), y.cpu().clone())
+        for x, y in loader
+    ]
 
 
 def _views(epoch: list) -> list[torch.Tensor]:
@@ -114,14 +124,7 @@ def test_cuda_on_a_cpu_device_without_the_interpreter_is_an_error(monkeypatch):
 
 @pytest.mark.parametrize("jsd", [True, False])
 def test_torch_backend(folder, bank, jsd):
-    cfg = IPMixConfig.preset("cifar", all_ops=True)
-
-    def make(place):
-        return build_loader(
-            "torch", folder / "train", train=True, batch_size=B, image_size=S, seed=3,
-            num_workers=0, ipmix=cfg, jsd=jsd, fractals=bank, device=DEVICE,
-            ipmix_device=place,
-        )  # fmt: skip
+    make = _maker("torch", folder / "train", bank, jsd, workers=0)
 
     _compare(make, jsd, reference=True)
 
@@ -141,13 +144,7 @@ def beton(folder, tmp_path_factory) -> str:
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("jsd", [True, False])
 def test_ffcv_backend(beton, bank, jsd):
-    cfg = IPMixConfig.preset("cifar", all_ops=True)
-
-    def make(place):
-        return build_loader(
-            "ffcv", beton, train=True, batch_size=B, image_size=S, seed=3, num_workers=1,
-            ipmix=cfg, jsd=jsd, fractals=bank, device=DEVICE, ipmix_device=place,
-        )  # fmt: skip
+    make = _maker("ffcv", beton, bank, jsd, workers=1)
 
     cpu, dev = _compare(make, jsd)
     # the loader threads run the plain pipeline (no IPMix op) and pair labels with indices
@@ -164,13 +161,6 @@ def test_dali_backend(folder, bank, jsd):
     """DALI's graph (CPU without CUDA, where its IPMix is the Numba plugin) vs the renderer
     after the iterator."""
     pytest.importorskip("nvidia.dali")
-    cfg = IPMixConfig.preset("cifar", all_ops=True)
-
-    def make(place):
-        return build_loader(
-            "dali", folder / "train", train=True, batch_size=B, image_size=S, seed=3,
-            num_workers=1, ipmix=cfg, jsd=jsd, fractals=bank, device=DEVICE,
-            ipmix_device=place,
-        )  # fmt: skip
+    make = _maker("dali", folder / "train", bank, jsd, workers=1)
 
     _compare(make, jsd)
