@@ -17,7 +17,7 @@ from nvidia.dali import fn, pipeline_def  # noqa: E402
 from ipmix_ops import IPMixConfig  # noqa: E402
 from ipmix_ops.ops import apply_op  # noqa: E402
 from ipmix_ops.optable import N_ALL_OPS, OP_NAMES, op_parameter  # noqa: E402
-from pipelines import dali_graph  # noqa: E402
+from pipelines.dali import graph as dali_graph  # noqa: E402
 
 pytestmark = pytest.mark.dali
 

@@ -20,7 +20,7 @@ from nvidia.dali import fn, pipeline_def  # noqa: E402
 from ipmix_ops import mix_add, mix_multiply, to_uint8  # noqa: E402
 from ipmix_ops.mixing import mix_random_elems, mix_random_pixels  # noqa: E402
 from ipmix_ops.ops import apply_op  # noqa: E402
-from pipelines import dali_ops  # noqa: E402
+from pipelines.dali import ops as dali_ops  # noqa: E402
 
 pytestmark = pytest.mark.dali
 

@@ -202,7 +202,7 @@ def test_ipmix_equals_ipmix_apply(folder, bank, jsd):
 # ------------------------------------------------------------------ native operator forms
 def _run_native(build, images: np.ndarray, params: np.ndarray) -> np.ndarray:
     """Run ``build(x, p)`` on a batch of images with per-sample parameters ``params``."""
-    from pipelines import dali_ops  # noqa: F401  (import check)
+    from pipelines.dali import ops as dali_ops  # noqa: F401  (import check)
 
     @pipeline_def(batch_size=len(images), num_threads=2, device_id=None)
     def pipe():
@@ -235,7 +235,7 @@ def photos64() -> np.ndarray:
 )
 def test_native_ops_equal_apply_op(photos64, name, values):
     from ipmix_ops.ops import apply_op
-    from pipelines import dali_ops
+    from pipelines.dali import ops as dali_ops
 
     build = {
         "posterize": dali_ops.posterize,
@@ -254,7 +254,7 @@ def test_native_ops_equal_apply_op(photos64, name, values):
 @pytest.mark.parametrize("op", ["add", "multiply"])
 def test_native_mixing_equals_ipmix_ops(photos64, op):
     from ipmix_ops import mix_add, mix_multiply, to_uint8
-    from pipelines import dali_ops
+    from pipelines.dali import ops as dali_ops
 
     x1, x2 = photos64, photos64[::-1].copy()
     ab = np.array([[0.7, 0.4], [1.6, -0.8], [0.95, 0.02], [1.2, -0.5]], np.float32)

@@ -27,10 +27,11 @@ from ffcv.loader import Loader, OrderOption
 from ffcv.transforms import Squeeze, ToDevice, ToTensor, ToTorchImage
 
 from ipmix_ops import IPMixConfig, ipmix_batch
-from pipelines import build_loader, ffcv_ops
+from pipelines import build_loader
 from pipelines.contract import LoaderOptions
 from pipelines.datasets.beton import read_beton, write_beton
 from pipelines.datasets.demo import write_demo_imagefolder
+from pipelines.ffcv import ops as ffcv_ops
 from pipelines.ffcv.loader import label_pipeline, train_pipeline
 from pipelines.ffcv.ops import EpochCell, IPMixOp, KeyedRandomResizedCropDecoder
 from pipelines.keyed import keyed_flip
