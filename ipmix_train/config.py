@@ -41,7 +41,9 @@ class TrainConfig:
     ``synthetic_steps`` batches per epoch.
     IPMix: on when ``fractals`` is given (preset ``imagenet`` unless ``ipmix_preset`` says
     otherwise; ``bank_cache``, a directory for the decoded bank, makes later starts load it
-    ~10x faster); ``jsd`` defaults to on with IPMix (the authors' setting), ``jsd_lambda`` to
+    ~10x faster; ``ipmix_device``: ``"cpu"`` in the loader, ``"cuda"`` the Triton renderer on
+    the GPU after it, ``"auto"`` the GPU when the training device is CUDA); ``jsd`` defaults
+    to on with IPMix (the authors' setting), ``jsd_lambda`` to
     the preset's 12.
     Optimiser: SGD (``momentum``, ``nesterov``, ``weight_decay``; with
     ``wd_on_bn_bias=False`` 1-d parameters, i.e. BatchNorm weights and all biases, get none),
@@ -62,6 +64,7 @@ class TrainConfig:
     val_data: str | None = None
     fractals: str | None = None
     bank_cache: str | None = None
+    ipmix_device: str = "auto"
     ipmix_preset: str | None = None
     jsd: bool | None = None
     jsd_lambda: float | None = None
@@ -99,6 +102,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _choice(self, "pipeline", PIPELINES)
         _choice(self, "device", DEVICES)
+        _choice(self, "ipmix_device", DEVICES)
         if self.ipmix_preset is not None:
             _choice(self, "ipmix_preset", IPMIX_PRESETS)
         for name, lo in (

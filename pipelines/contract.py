@@ -80,6 +80,7 @@ class LoaderOptions:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     crop_scale: tuple[float, float] = SCALE
+    ipmix_device: str = "cpu"  # where IPMix runs: "cpu" (in the loader) or "cuda" (after it)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "crop_scale", check_crop_scale(self.crop_scale))
@@ -96,6 +97,8 @@ class LoaderOptions:
             raise ValueError(f"output must be one of {OUTPUTS}, got {self.output!r}")
         if self.order not in ORDERS:
             raise ValueError(f"order must be one of {ORDERS}, got {self.order!r}")
+        if self.ipmix_device not in ("cpu", "cuda"):
+            raise ValueError(f"ipmix_device must be 'cpu' or 'cuda', got {self.ipmix_device!r}")
         if self.order == "quasi_random" and self.world_size > 1:
             raise ValueError("order='quasi_random' is not available with world_size > 1")
 

@@ -27,6 +27,7 @@ from .contract import (
     resolve_device,
     resolve_ipmix,
 )
+from .device_ipmix import resolve_ipmix_device
 from .keyed import SCALE
 
 BACKENDS = {
@@ -65,6 +66,7 @@ def build_loader(
     os_cache: bool = True,
     crop_scale: tuple[float, float] = SCALE,
     bank_cache: str | os.PathLike | None = None,
+    ipmix_device: str = "auto",
 ) -> Loader:
     """A train or val loader that yields the batch contract of :mod:`pipelines.contract`.
 
@@ -88,19 +90,26 @@ def build_loader(
             images such as 32 px sets train better with ``(0.35, 1)`` or more).
         bank_cache: a directory for a verified raw copy of the decoded fractal bank (first
             run: decode and write; later runs: ~10x faster loads; a damaged copy is rebuilt).
+        ipmix_device: where IPMix runs: ``"cpu"`` (in the loader's workers), ``"cuda"`` (the
+            Triton renderer on the device, after the host-to-device copy of the uint8 crops;
+            same keys, so the same views up to 1 level in the warps) or ``"auto"`` (default:
+            ``"cuda"`` when ``device`` is CUDA). ``"cuda"`` on a CPU device is a ValueError
+            unless Triton's interpreter is selected (``TRITON_INTERPRET=1``, for tests); see
+            :mod:`pipelines.device_ipmix`.
     """
     if pipeline not in BACKENDS:
         raise ValueError(f"pipeline must be one of {PIPELINES}, got {pipeline!r}")
     cfg = resolve_ipmix(ipmix, image_size=image_size, jsd=jsd and train)
     augment = cfg if train else None  # val never augments; it keeps cfg's mean/std
     bank = resolve_bank(fractals, augment, bank_cache) if augment is not None else None
+    dev = resolve_device(device)
     opts = LoaderOptions(
         train=train,
         batch_size=batch_size,
         image_size=image_size,
         seed=seed,
         num_workers=default_workers() if num_workers is None else num_workers,
-        device=resolve_device(device),
+        device=dev,
         rank=rank,
         world_size=world_size,
         output=output,
@@ -110,5 +119,6 @@ def build_loader(
         crop_scale=crop_scale,
         mean=mean_std(cfg)[0],
         std=mean_std(cfg)[1],
+        ipmix_device=resolve_ipmix_device(ipmix_device, dev),
     )
     return backend(pipeline).make_loader(data, opts, augment, bank)

@@ -128,6 +128,23 @@ def test_recipes_load_and_flags_override() -> None:
             make_config(crop_scale=bad)
 
 
+def test_ipmix_device_flag_reaches_the_train_loader(monkeypatch) -> None:
+    import pipelines
+    from ipmix_train.engine import DistEnv
+    from train.imagenet import Loaders
+
+    assert parse_config([]).ipmix_device == "auto"
+    cfg = parse_config(["--ipmix-device", "cuda", "--pipeline", "torch"])
+    with pytest.raises(ConfigError, match="ipmix_device"):
+        make_config(ipmix_device="gpu")
+    seen = []
+    monkeypatch.setattr(pipelines, "build_loader", lambda *a, **kw: seen.append(kw))
+    loaders = Loaders(cfg, None, DistEnv())
+    loaders._build("data", train=True, size=32)
+    loaders._build("data", train=False, size=32)
+    assert [kw["ipmix_device"] for kw in seen] == ["cuda", "auto"]
+
+
 def test_unknown_yaml_key_is_an_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("lr: 0.1\nlearning_rate: 0.2\n")

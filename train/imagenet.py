@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep a verified raw copy of the decoded fractal bank in DIR: later starts "
         "load it ~10x faster than decoding the store",
     )
+    p.add_argument(
+        "--ipmix-device",
+        choices=("auto", "cpu", "cuda"),
+        help="where IPMix runs: cpu (in the loader), cuda (Triton, on the GPU after the "
+        "loader); default auto: cuda when the training device is",
+    )
     p.add_argument("--ipmix-preset", choices=("imagenet", "cifar", "none"))
     p.add_argument("--jsd", action=argparse.BooleanOptionalAction, help="JSD views and loss")
     p.add_argument("--jsd-lambda", type=float, help="weight of the JSD term (preset: 12)")
@@ -242,6 +248,7 @@ class Loaders:
             output="uint8",
             crop_scale=self.cfg.crop_scale,
             bank_cache=self.cfg.bank_cache,
+            ipmix_device=self.cfg.ipmix_device if train else "auto",
         )
 
     def train_loader(self, epoch: int, classes: int) -> Any:

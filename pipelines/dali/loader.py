@@ -27,6 +27,18 @@ the FFCV/PyTorch backends; pixels differ slightly because DALI decodes and resiz
 own kernels), IPMix records by :mod:`ipmix_ops.sampling`. The graph is rebuilt per epoch
 (the epoch is a constant input), so ``set_epoch`` resumes exactly.
 
+``ipmix_device="cuda"`` (``build_loader``'s default on a CUDA device): the graph is the
+IPMix-off one (``mixed`` decode, keyed crop and flip on the GPU when the graph is on the GPU)
+and the Triton renderer (:mod:`pipelines.device_ipmix`) runs right after the iterator, on
+torch's stream, with the reader's dataset indices as keys: the keyed records of the Numba
+path. It is not a ``torch_python_function`` inside the graph: the renderer never waits for
+the GPU inside a batch, so after the iterator its kernels are queued ahead of the training
+step on the same GPU and only its host work (records, tables, ~20 launches: ~1 ms per batch
+of 256, see ``ipmix_ops/gpu/README.md``) is on the training thread; inside the graph the same
+work would hold the GIL on DALI's executor thread instead, and the graph would gain a
+Python operator (not serialisable, synchronised by hand with DALI's stream). Prefetching of
+decode, crop and flip is unchanged either way.
+
 Val: resize the shorter side to ``round(S / 0.875)`` (linear, antialiased) + centre crop S.
 Output: uint8 views (IPMix is rounded half up to uint8 in the graph); ``output="float"``
 normalises after the transfer, on ``opts.device``.
@@ -49,6 +61,7 @@ from ipmix_ops import IPMixConfig
 
 from ..contract import DEFAULT_CROP_RATIO, EpochLoader, Finisher, LoaderOptions
 from ..datasets.folder import scan_image_folder
+from ..device_ipmix import make_device_ipmix
 from ..keyed import SCALE
 from .numba_plugin import ipmix_views, keyed_crop_params
 
@@ -217,6 +230,12 @@ class DaliLoader(EpochLoader):
         self.ipmix_impl = resolve_ipmix_impl(ipmix_impl, device)
         self.per_rank = math.ceil(len(self.files) / opts.world_size)
         self.finish = Finisher(opts.output, opts.mean, opts.std)
+        # ipmix_device="cuda": the graph decodes, crops and flips; IPMix after the iterator
+        self.device_ipmix = make_device_ipmix(
+            opts.ipmix_device, cfg, bank, opts.seed, opts.device, opts.train
+        )
+        if self.device_ipmix is not None:
+            self.cfg = None
 
     def __len__(self) -> int:
         b = self.opts.batch_size
@@ -290,8 +309,10 @@ class DaliLoader(EpochLoader):
         epoch = self._start_epoch()
         dev = self.opts.device
         for images, idx in self.raw_batches(epoch):
-            # the iterator reuses its output buffers: hand out our own copy
-            images = images.to(dev) if images.device != dev else images.clone()
+            if self.device_ipmix is not None:  # a new tensor: no copy of DALI's buffer needed
+                images = self.device_ipmix(images.to(dev), idx.numpy(), epoch)
+            else:  # the iterator reuses its output buffers: hand out our own copy
+                images = images.to(dev) if images.device != dev else images.clone()
             yield self.finish(images, self.targets[idx].to(dev))
 
 

@@ -6,6 +6,9 @@ authors' per-sample IPMix (:func:`ipmix_ops.reference.ipmix`, Pillow ops) for ea
 with the view's record from :func:`ipmix_ops.sampling.sample_record` keyed by
 ``(seed, epoch, index, view)`` (JSD: view 0 is the clean crop, views 1 and 2 IPMix, as in
 ``ipmix_batch``). The float mix is rounded half up to uint8, like the fast path.
+With ``ipmix_device="cuda"`` the workers return only the crops and their dataset indices
+(:class:`IndexedCrops`) and IPMix runs on the device after the copy, with the same keys
+(:mod:`pipelines.device_ipmix`; the Triton renderer realises the fast path's records).
 Val: ``Resize(round(S / 0.875))`` + ``CenterCrop(S)`` (224/256 of the shorter side).
 
 One change to the plain recipe, for reproducibility: the crop box and the flip are drawn
@@ -37,6 +40,7 @@ from ipmix_ops import IPMixConfig, reference
 from ipmix_ops.sampling import REC, sample_record
 
 from ..contract import DEFAULT_CROP_RATIO, EpochLoader, Finisher, LoaderOptions
+from ..device_ipmix import DeviceIPMix, make_device_ipmix
 from ..keyed import RATIO, SCALE, check_crop_scale, keyed_crop, keyed_flip
 
 _SCALE, _RATIO = np.array(SCALE), np.array(RATIO)
@@ -115,10 +119,22 @@ class IPMixImageFolder(Dataset):
         return np.stack(views), label
 
 
-def collate(samples: list[tuple[np.ndarray, int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 ``[B, V, S, S, 3]`` and int64 ``[B]``."""
+class IndexedCrops(IPMixImageFolder):
+    """The crops (IPMix off) as ``(uint8 [1, S, S, 3], label, index)``: the host side of
+    ``ipmix_device="cuda"``, which renders IPMix on the device with the batch's indices."""
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int, int]:
+        return (*super().__getitem__(index), index)
+
+
+def collate(samples: list[tuple]) -> tuple[torch.Tensor, ...]:
+    """uint8 ``[B, V, S, S, 3]`` and int64 ``[B]`` (and int64 ``[B]`` dataset indices for
+    :class:`IndexedCrops`)."""
     images = torch.from_numpy(np.stack([s[0] for s in samples]))
-    return images, torch.tensor([s[1] for s in samples], dtype=torch.int64)
+    rest = (
+        torch.tensor([s[i] for s in samples], dtype=torch.int64) for i in range(1, len(samples[0]))
+    )
+    return images, *rest
 
 
 class TorchLoader(EpochLoader):
@@ -131,9 +147,10 @@ class TorchLoader(EpochLoader):
         loader: DataLoader,
         finish: Finisher,
         device: torch.device,
+        device_ipmix: DeviceIPMix | None = None,
     ) -> None:
         self.dataset, self.sampler, self.loader = dataset, sampler, loader
-        self.finish, self.device = finish, device
+        self.finish, self.device, self.device_ipmix = finish, device, device_ipmix
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -142,8 +159,10 @@ class TorchLoader(EpochLoader):
         epoch = self._start_epoch()
         self.dataset.epoch = epoch
         self.sampler.set_epoch(epoch)
-        for images, labels in self.loader:
+        for images, labels, *index in self.loader:
             images = images.to(self.device, non_blocking=True)
+            if self.device_ipmix is not None:  # IndexedCrops: IPMix here, on the device
+                images = self.device_ipmix(images, index[0].numpy(), epoch)
             yield self.finish(images, labels.to(self.device, non_blocking=True))
 
 
@@ -160,13 +179,16 @@ def make_loader(
     keyed_flip(0, 0, 0, 0.5)
     if cfg is not None:
         sample_record(cfg, (0, 0, 0, 0), n_fractals=len(bank), fractal_size=bank.shape[1])
-    dataset = IPMixImageFolder(
+    device_ipmix = make_device_ipmix(
+        opts.ipmix_device, cfg, bank, opts.seed, opts.device, opts.train
+    )
+    dataset = (IndexedCrops if device_ipmix else IPMixImageFolder)(
         data,
         train=opts.train,
         image_size=opts.image_size,
         seed=opts.seed,
-        cfg=cfg,
-        bank=bank,
+        cfg=None if device_ipmix else cfg,
+        bank=None if device_ipmix else bank,
         crop_scale=opts.crop_scale,
     )
     sampler = DistributedSampler(
@@ -188,7 +210,7 @@ def make_loader(
         persistent_workers=opts.num_workers > 0,
     )
     finish = Finisher(opts.output, opts.mean, opts.std)
-    return TorchLoader(dataset, sampler, loader, finish, opts.device)
+    return TorchLoader(dataset, sampler, loader, finish, opts.device, device_ipmix)
 
 
-__all__ = ["IPMixImageFolder", "TorchLoader", "collate", "make_loader"]
+__all__ = ["IPMixImageFolder", "IndexedCrops", "TorchLoader", "collate", "make_loader"]

@@ -27,6 +27,11 @@ Crop and flip are keyed by ``(seed, epoch, index)`` instead of FFCV's unseeded N
 the same seed gives the same bytes whatever the thread count; IPMix is keyed the same way.
 An error inside IPMix is re-raised in the consumer (FFCV itself would end its loader thread
 and leave the consumer waiting forever).
+
+``ipmix_device="cuda"``: the loader threads run exactly the plain pipeline (decode, keyed
+crop and flip, uint8 to the device), so their CPU cost per sample is plain FFCV's; the label
+pipeline also yields each sample's dataset index (:mod:`pipelines.ffcv.indexed`) and IPMix
+runs on the device in the consumer (:mod:`pipelines.device_ipmix`), with the same keys.
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ from torch.utils.data import DistributedSampler
 from ipmix_ops import IPMixConfig
 
 from ..contract import DEFAULT_CROP_RATIO, EpochLoader, Finisher, LoaderOptions
+from ..device_ipmix import DeviceIPMix, make_device_ipmix
+from .indexed import indexed_label_pipeline, split_labels
 from .ops import EpochCell, IPMixOp, KeyedRandomHorizontalFlip, KeyedRandomResizedCropDecoder
 
 _ORDERS = {
@@ -104,16 +111,19 @@ def train_pipeline(
     cfg: IPMixConfig | None = None,
     bank: np.ndarray | None = None,
 ) -> list[Operation]:
-    """The train image pipeline (module docstring); ``cfg=None``: the plain FFCV pipeline."""
+    """The train image pipeline (module docstring); ``cfg=None``: the plain FFCV pipeline.
+    ``opts.ipmix_device="cuda"``: the plain pipeline up to the device, uint8 NHWC crops
+    ``[B, S, S, 3]`` (no ``ToTorchImage``), for IPMix there (:mod:`pipelines.ffcv.indexed`)."""
     s = opts.image_size
     ops: list[Operation] = [
         KeyedRandomResizedCropDecoder((s, s), opts.seed, cell, scale=opts.crop_scale),
         KeyedRandomHorizontalFlip(opts.seed, cell),
     ]
-    if cfg is not None:
+    host = cfg is not None and opts.ipmix_device == "cpu"
+    if host:
         ops.append(IPMixOp(bank, cfg, opts.seed, cell))
     ops += [ToTensor(), *to_device(opts.device)]
-    if cfg is None or cfg.views == 1:
+    if cfg is None or (host and cfg.views == 1):
         ops.append(ToTorchImage(channels_last=True, convert_back_int16=False))
     return ops
 
@@ -140,9 +150,16 @@ class FFCVLoader(EpochLoader):
     """Iterable over batches of the contract in :mod:`pipelines.contract`; see there."""
 
     def __init__(
-        self, loader: Loader, cell: EpochCell, finish: Finisher, ipmix: IPMixOp | None
+        self,
+        loader: Loader,
+        cell: EpochCell,
+        finish: Finisher,
+        ipmix: IPMixOp | None,
+        device_ipmix: DeviceIPMix | None = None,
+        device: torch.device | None = None,
     ) -> None:
         self.loader, self.cell, self.finish, self.ipmix = loader, cell, finish, ipmix
+        self.device_ipmix, self.device = device_ipmix, device
 
     def _check(self, batches: Any) -> None:
         """Raise what went wrong in FFCV's loader thread instead of waiting forever."""
@@ -169,6 +186,9 @@ class FFCVLoader(EpochLoader):
                 except StopIteration:
                     break
                 self._check(batches)
+                if self.device_ipmix is not None:  # labels [B, 2]: (label, index)
+                    labels, indices = split_labels(labels, self.device)
+                    images = self.device_ipmix(images, indices, epoch)
                 yield self.finish(images, labels)
             finished = True
         finally:
@@ -188,6 +208,10 @@ def make_loader(
         raise FileNotFoundError(f"{path}: no such .beton file (write one: tools/write_beton.py)")
     cell = EpochCell()
     image = train_pipeline(opts, cell, cfg, bank) if opts.train else val_pipeline(opts)
+    device_ipmix = make_device_ipmix(
+        opts.ipmix_device, cfg, bank, opts.seed, opts.device, opts.train
+    )
+    labels = indexed_label_pipeline() if device_ipmix else label_pipeline(opts.device)
     with keep_torch_threads():
         loader = Loader(
             path,
@@ -197,8 +221,8 @@ def make_loader(
             os_cache=opts.os_cache,
             seed=opts.seed,
             drop_last=opts.drop_last,
-            pipelines={"image": image, "label": label_pipeline(opts.device)},
+            pipelines={"image": image, "label": labels},
         )
     ipmix = next((op for op in image if isinstance(op, IPMixOp)), None)
     finish = Finisher(opts.output, opts.mean, opts.std, view_major=ipmix is not None)
-    return FFCVLoader(loader, cell, finish, ipmix)
+    return FFCVLoader(loader, cell, finish, ipmix, device_ipmix, opts.device)
