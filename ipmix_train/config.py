@@ -22,7 +22,7 @@ import yaml
 if TYPE_CHECKING:
     from ipmix_ops import IPMixConfig
 
-PIPELINES = ("dali", "ffcv", "torch")
+PIPELINES = ("dali", "ffcv", "synthetic", "torch")
 IPMIX_PRESETS = ("imagenet", "cifar", "none")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -36,9 +36,9 @@ class TrainConfig:
     """Options of one training run (module docstring for the layering).
 
     Data: ``pipeline`` reads ``train_data``/``val_data`` (.beton files for ``ffcv``,
-    ImageFolder directories for ``torch`` and ``dali``). ``synthetic``: random uint8 batches
-    made once on the device instead of a loader (the compute-bound ceiling);
-    ``synthetic_steps`` batches per epoch.
+    ImageFolder directories for ``torch`` and ``dali``). ``synthetic`` (or ``pipeline`` =
+    ``"synthetic"``): random uint8 batches made once on the device instead of a loader (the
+    compute-bound ceiling); ``synthetic_steps`` batches per epoch.
     IPMix: on when ``fractals`` is given (preset ``imagenet`` unless ``ipmix_preset`` says
     otherwise; ``bank_cache``, a directory for the decoded bank, makes later starts load it
     ~10x faster; ``ipmix_device``: ``"cpu"`` in the loader, ``"cuda"`` the Triton renderer on
@@ -56,7 +56,8 @@ class TrainConfig:
     ``val_image_size`` (default ``image_size``).
     Run: ``max_steps`` stops after that many optimiser steps in all (the schedule still
     spans ``epochs``); ``resume`` is a checkpoint path, or ``"auto"`` for
-    ``out/checkpoint.pt``.
+    ``out/checkpoint.pt``. ``sync_every``: the ranks agree on a stop request (SIGTERM) and
+    the host reads the loss back every that many steps, not after each one.
     """
 
     pipeline: str = "ffcv"
@@ -96,6 +97,7 @@ class TrainConfig:
     seed: int = 0
     synthetic: bool = False
     synthetic_steps: int = 50
+    sync_every: int = 50
     workers: int | None = None
     progress: bool = True
 
@@ -110,6 +112,7 @@ class TrainConfig:
             ("batch_size", 1),
             ("image_size", 8),
             ("synthetic_steps", 1),
+            ("sync_every", 1),
             ("ramp_start_epoch", 0),
             ("ramp_end_epoch", 0),
         ):
@@ -135,6 +138,13 @@ class TrainConfig:
             _bool(self, name)
         if self.jsd is not None:
             _bool(self, "jsd")
+        if self.pipeline == "synthetic":  # the same as --synthetic, no loader at all
+            if self.val_data is not None:
+                raise ConfigError(
+                    "--pipeline synthetic has no val loader: drop --val-data, or use "
+                    "--synthetic with the --pipeline that reads it"
+                )
+            object.__setattr__(self, "synthetic", True)
         if self.final_lr > self.lr:
             raise ConfigError(f"final_lr ({self.final_lr}) must not exceed lr ({self.lr})")
         if self.nesterov and self.momentum == 0:

@@ -201,6 +201,7 @@ class Trainer:
     jsd_lambda: float
     label_smoothing: float
     amp: bool
+    sync_every: int = 50  # steps between stop agreements / loss read-backs
     step: int = 0
     epoch: int = 0
     step_in_epoch: int = 0
@@ -247,9 +248,12 @@ class Trainer:
         progress: bool = True,
     ) -> dict[str, float]:
         """Train from ``(epoch, step_in_epoch)`` to the end of the epoch, ``max_steps`` or a
-        stop request (checked after every step, agreed by all ranks). Batches already done
-        in this epoch (after a resume) are drawn and dropped, so the rest are the same as
-        in an uninterrupted run.
+        stop request. No host synchronisation per step: the ranks agree on a stop request
+        (one all-reduce) every ``sync_every`` steps of the run (``step % sync_every == 0``,
+        so every rank stops at the same step), and the loss is read back only then;
+        ``max_steps`` and the epoch's end are the same on every rank and need no agreement.
+        Batches already done in this epoch (after a resume) are drawn and dropped, so the
+        rest are the same as in an uninterrupted run.
 
         Returns the epoch's statistics over all ranks. The wait for the first batch
         (loader start-up, JIT compilation) is reported apart (``first_batch_s``); images/s
@@ -290,11 +294,14 @@ class Trainer:
                 n_batches += 1
                 n_images += labels.shape[0]
                 bar.update(1)
-                if n_batches % 10 == 0:
-                    bar.set_postfix(loss=f"{float(loss):.3f}")
-                hit_max = max_steps is not None and self.step >= max_steps
-                if any_rank(should_stop() or hit_max, self.env):
+                if max_steps is not None and self.step >= max_steps:
                     break
+                if self.step % self.sync_every == 0:  # the only host sync between epochs
+                    bar.set_postfix(loss=f"{float(loss):.3f}")
+                    if any_rank(should_stop(), self.env):
+                        break
+                elif not self.env.distributed and should_stop():
+                    break  # one process: nothing to agree on
             if self.env.device.type == "cuda":
                 torch.cuda.synchronize(self.env.device)
             elapsed = time.perf_counter() - t_start

@@ -372,3 +372,26 @@ def test_ddp_two_processes_gloo(demo, tmp_path: Path) -> None:
     epoch = _epochs(out)[0]
     assert epoch["steps"] == 6 and epoch["val_images"] == 50  # 10 per rank per step
     assert json.loads((out / "config.json").read_text())["world_size"] == 2
+
+
+@pytest.mark.parametrize("sync_every", [1, 10])
+def test_ddp_synthetic_has_no_per_step_collective(sync_every: int, tmp_path: Path) -> None:
+    """2 gloo ranks, ``--pipeline synthetic``, 40 steps: the trainer's own collectives
+    (all counted in tests/count_collectives.py) number ceil(40 / sync_every) stop
+    agreements plus a per-epoch handful; ``--sync-every 1`` shows the counter sees them."""
+    out, steps = tmp_path / "run", 40
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    cmd += ["--master_port", str(29500 + (os.getpid() + sync_every) % 1000)]
+    cmd += [str(ROOT / "tests" / "count_collectives.py"), "--pipeline", "synthetic"]
+    cmd += ["--synthetic-steps", str(steps), "--epochs", "1", "--arch", "resnet18"]
+    cmd += ["--image-size", "16", "--num-classes", "10", "--batch-size", "4", "--device", "cpu"]
+    cmd += ["--no-progress", "--sync-every", str(sync_every), "--out", str(out)]
+    res = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert _epochs(out)[0]["steps"] == steps and _log(out)[-1]["ranks_agree"]
+    for rank in (0, 1):
+        calls = json.loads((out / f"collectives-{rank}.json").read_text())
+        agreements = math.ceil(steps / sync_every)
+        # per run: 2 stop checks around the epoch, its statistics, the checkpoint's barrier
+        # and the final checksum gather
+        assert agreements <= sum(calls.values()) <= agreements + 5, calls

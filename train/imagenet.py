@@ -73,7 +73,16 @@ from ipmix_train.runinfo import git_sha, versions
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT = "checkpoint.pt"
 # options that may differ between a run and its resumption
-RESUME_MAY_DIFFER = {"max_steps", "resume", "workers", "out", "progress", "compile", "device"}
+RESUME_MAY_DIFFER = {
+    "max_steps",
+    "resume",
+    "workers",
+    "out",
+    "progress",
+    "compile",
+    "device",
+    "sync_every",
+}
 
 
 # ---------------------------------------------------------------------- command line
@@ -87,7 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
         argument_default=S,
     )
     p.add_argument("--config", default=None, help="YAML recipe (train/configs/*.yaml)")
-    p.add_argument("--pipeline", choices=("dali", "ffcv", "torch"), help="default ffcv")
+    p.add_argument(
+        "--pipeline",
+        choices=("dali", "ffcv", "synthetic", "torch"),
+        help="default ffcv; synthetic: random batches made once on the device, no loader",
+    )
     p.add_argument("--train-data", help=".beton (ffcv) or ImageFolder directory (torch, dali)")
     p.add_argument("--val-data", help=".beton (ffcv) or ImageFolder directory (torch, dali)")
     p.add_argument("--fractals", help="fractal store (tools/build_fractals.py): IPMix on")
@@ -136,6 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", nargs="?", const="auto", help="checkpoint (default: OUT/checkpoint.pt)"
     )
     p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--sync-every",
+        type=int,
+        metavar="N",
+        help="ranks agree on a stop request and the loss is read back every N steps "
+        "(default 50): no host synchronisation in the steps between",
+    )
     p.add_argument("--synthetic", action=argparse.BooleanOptionalAction)
     p.add_argument("--synthetic-steps", type=int, help="batches per synthetic epoch")
     p.add_argument("--workers", type=int, help="loader threads/processes (default: cores)")
@@ -341,6 +361,7 @@ def make_trainer(cfg: TrainConfig, env: DistEnv, classes: int, steps: int) -> Tr
         jsd_lambda=ipmix.jsd_lambda if ipmix else 0.0,
         label_smoothing=cfg.label_smoothing,
         amp=cfg.amp,
+        sync_every=cfg.sync_every,
     )
 
 
