@@ -154,17 +154,20 @@ class SyntheticLoader:
         imgs = [x.to(device).contiguous(memory_format=torch.channels_last) for x in imgs]
         self.images = tuple(imgs) if views > 1 else imgs[0]
         self.labels = torch.randint(0, classes, (batch_size,), generator=g).to(device)
-        self.steps, self.epoch = steps, 0
+        self.steps, self.epoch, self.start_batch = steps, 0, 0
+
+    starts_mid_epoch = True
 
     def __len__(self) -> int:
         return self.steps
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch, self.start_batch = int(epoch), int(start_batch)
 
     def __iter__(self) -> Iterator[tuple[Any, torch.Tensor]]:
+        start, self.start_batch = self.start_batch, 0
         self.epoch += 1
-        for _ in range(self.steps):
+        for _ in range(start, self.steps):
             yield self.images, self.labels
 
 
@@ -252,20 +255,27 @@ class Trainer:
         (one all-reduce) every ``sync_every`` steps of the run (``step % sync_every == 0``,
         so every rank stops at the same step), and the loss is read back only then;
         ``max_steps`` and the epoch's end are the same on every rank and need no agreement.
-        Batches already done in this epoch (after a resume) are drawn and dropped, so the
-        rest are the same as in an uninterrupted run.
+        After a resume mid-epoch a loader with ``starts_mid_epoch`` (torch, synthetic)
+        starts the pass at ``step_in_epoch`` without reading the batches before it; with
+        other loaders (FFCV, DALI) those batches are drawn and dropped. Either way the rest
+        are the same as in an uninterrupted run.
 
         Returns the epoch's statistics over all ranks. The wait for the first batch
         (loader start-up, JIT compilation) is reported apart (``first_batch_s``); images/s
         and ``data_wait`` (time blocked on the loader / step time) count from its arrival.
         """
         self.model.train()
-        loader.set_epoch(self.epoch)
-        skip = self.step_in_epoch
+        done = self.step_in_epoch
+        if getattr(loader, "starts_mid_epoch", False):
+            loader.set_epoch(self.epoch, start_batch=done)
+            skip = 0
+        else:
+            loader.set_epoch(self.epoch)
+            skip = done
         it = iter(loader)
         bar = tqdm(
             total=self.steps_per_epoch,
-            initial=skip,
+            initial=done,
             desc=f"epoch {self.epoch}",
             disable=not (progress and self.env.main),
             leave=False,

@@ -47,16 +47,32 @@ class Loader(Protocol):
 
 class EpochLoader:
     """Epoch bookkeeping shared by the backends: pass n runs epoch n, unless
-    :meth:`set_epoch` says otherwise (e.g. when resuming)."""
+    :meth:`set_epoch` says otherwise (e.g. when resuming).
+
+    A backend with ``starts_mid_epoch = True`` honours ``set_epoch(e, start_batch=k)``: the
+    next pass yields batches k, k+1, ... of epoch e (the keyed order and augmentation make
+    them the same as in a full pass) without reading the k before them. Others raise.
+    """
 
     epoch: int = 0
+    start_batch: int = 0
+    starts_mid_epoch: bool = False
 
-    def set_epoch(self, epoch: int) -> None:
-        """Make the next pass epoch ``epoch`` (order, crops and IPMix keys)."""
-        self.epoch = int(epoch)
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Make the next pass epoch ``epoch`` (order, crops and IPMix keys), from batch
+        ``start_batch`` (0-based) on."""
+        if start_batch and not self.starts_mid_epoch:
+            raise ValueError(
+                f"{type(self).__name__} cannot start a pass at batch {start_batch}: "
+                "draw and drop the batches before it instead"
+            )
+        if start_batch and not 0 <= start_batch <= len(self):  # type: ignore[arg-type]
+            raise ValueError(f"start_batch must be in [0, {len(self)}], got {start_batch}")
+        self.epoch, self.start_batch = int(epoch), int(start_batch)
 
     def _start_epoch(self) -> int:
-        """The epoch of the pass that starts now; advances the counter."""
+        """The epoch of the pass that starts now; advances the counter (and clears
+        ``start_batch`` for the passes after it)."""
         epoch, self.epoch = self.epoch, self.epoch + 1
         return epoch
 

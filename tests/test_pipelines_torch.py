@@ -64,6 +64,21 @@ def test_contract_shapes_layout_len_and_last_batch(plain, folder):
     assert len(dropped) == 3 and [len(y) for _, y in dropped] == [16, 16, 16]
 
 
+def test_pass_started_mid_epoch_is_the_rest_of_the_epoch(plain, folder):
+    """``set_epoch(1, start_batch=2)``: batches 2, 3 of epoch 1, byte for byte, with only
+    their samples read; ``len`` stays the full pass; the pass after it is whole again."""
+    loader = _loader(folder, num_workers=1)
+    loader.set_epoch(1, start_batch=2)
+    assert len(loader) == 4
+    rest = _epoch(loader)
+    assert len(rest) == 2 and len(loader) == 4
+    assert torch.equal(_cat(rest), _cat(plain["e1"][2:]))
+    assert torch.equal(torch.cat([y for _, y in rest]), torch.cat([y for _, y in plain["e1"][2:]]))
+    assert len(_epoch(loader)) == 4  # epoch 2: from its first batch
+    with pytest.raises(ValueError, match="start_batch"):
+        loader.set_epoch(0, start_batch=5)
+
+
 def test_same_seed_same_bytes_any_workers_next_epoch_differs(plain, folder):
     e0, e1, again = plain["e0"], plain["e1"], plain["again"]
     assert torch.equal(_cat(e0), _cat(again))

@@ -246,7 +246,12 @@ def test_each_pipeline_trains_and_loss_goes_down(pipeline: str, demo, tmp_path: 
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["epoch"] == 3
 
 
-def test_resume_equals_uninterrupted_run(demo, tmp_path: Path) -> None:
+def test_resume_equals_uninterrupted_run(demo, tmp_path: Path, monkeypatch) -> None:
+    """Stopped at step 4 of 7 and resumed: the same weights and momenta as a run that never
+    stopped, and the resumed run reads no image of the 4 batches done (the loader starts
+    at batch 4 instead of decoding and dropping them)."""
+    from pipelines.dataloader.loader import IPMixImageFolder
+
     common = dict(
         pipeline="torch",
         train_data=str(demo["train"]),
@@ -262,7 +267,18 @@ def test_resume_equals_uninterrupted_run(demo, tmp_path: Path) -> None:
     run(make_config(out=str(tmp_path / "b"), max_steps=4, **common))  # stops mid-epoch 0
     stopped = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
     assert (stopped["epoch"], stopped["step_in_epoch"], stopped["step"]) == (0, 4, 4)
+    read: list[int] = []
+    getitem = IPMixImageFolder.__getitem__
+
+    def counted(self, index: int):
+        if self.train:
+            read.append(index)
+        return getitem(self, index)
+
+    monkeypatch.setattr(IPMixImageFolder, "__getitem__", counted)
     run(make_config(out=str(tmp_path / "b"), max_steps=10, resume="auto", **common))
+    monkeypatch.undo()
+    assert len(read) == (3 + 3) * 16, len(read)  # epoch 0: batches 4-6; epoch 1: 0-2
     a = load_checkpoint(tmp_path / "a" / "checkpoint.pt")
     b = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
     assert (a["epoch"], a["step_in_epoch"], a["step"]) == (b["epoch"], b["step_in_epoch"], 10)

@@ -24,6 +24,7 @@ as uint8 ``[B, V, S, S, 3]`` and follow the common contract (:mod:`pipelines.con
 from __future__ import annotations
 
 import ctypes
+import itertools
 import multiprocessing
 import os
 from typing import Any
@@ -137,8 +138,24 @@ def collate(samples: list[tuple]) -> tuple[torch.Tensor, ...]:
     return images, *rest
 
 
+class StartableSampler(DistributedSampler):
+    """``DistributedSampler`` whose pass leaves out its first ``skip`` indices (a resume
+    mid-epoch: those samples are never read)."""
+
+    skip: int = 0
+
+    def __iter__(self) -> Any:
+        return itertools.islice(super().__iter__(), self.skip, None)
+
+    def __len__(self) -> int:
+        return super().__len__() - self.skip
+
+
 class TorchLoader(EpochLoader):
-    """Iterable over batches of the contract in :mod:`pipelines.contract`; see there."""
+    """Iterable over batches of the contract in :mod:`pipelines.contract`; see there.
+    Starts mid-epoch (``set_epoch(e, start_batch=k)``) by slicing the sampler's order."""
+
+    starts_mid_epoch = True
 
     def __init__(
         self,
@@ -153,17 +170,24 @@ class TorchLoader(EpochLoader):
         self.finish, self.device, self.device_ipmix = finish, device, device_ipmix
 
     def __len__(self) -> int:
-        return len(self.loader)
+        """Batches in a full pass (also while a pass that started mid-epoch runs)."""
+        n, b = self.sampler.num_samples, self.loader.batch_size
+        return n // b if self.loader.drop_last else -(-n // b)
 
     def __iter__(self) -> Any:
+        start, self.start_batch = self.start_batch, 0
         epoch = self._start_epoch()
         self.dataset.epoch = epoch
         self.sampler.set_epoch(epoch)
-        for images, labels, *index in self.loader:
-            images = images.to(self.device, non_blocking=True)
-            if self.device_ipmix is not None:  # IndexedCrops: IPMix here, on the device
-                images = self.device_ipmix(images, index[0].numpy(), epoch)
-            yield self.finish(images, labels.to(self.device, non_blocking=True))
+        self.sampler.skip = start * self.loader.batch_size
+        try:
+            for images, labels, *index in self.loader:
+                images = images.to(self.device, non_blocking=True)
+                if self.device_ipmix is not None:  # IndexedCrops: IPMix here, on the device
+                    images = self.device_ipmix(images, index[0].numpy(), epoch)
+                yield self.finish(images, labels.to(self.device, non_blocking=True))
+        finally:
+            self.sampler.skip = 0
 
 
 def make_loader(
@@ -191,7 +215,7 @@ def make_loader(
         bank=None if device_ipmix else bank,
         crop_scale=opts.crop_scale,
     )
-    sampler = DistributedSampler(
+    sampler = StartableSampler(
         dataset,
         num_replicas=opts.world_size,
         rank=opts.rank,
@@ -213,4 +237,11 @@ def make_loader(
     return TorchLoader(dataset, sampler, loader, finish, opts.device, device_ipmix)
 
 
-__all__ = ["IPMixImageFolder", "IndexedCrops", "TorchLoader", "collate", "make_loader"]
+__all__ = [
+    "IPMixImageFolder",
+    "IndexedCrops",
+    "StartableSampler",
+    "TorchLoader",
+    "collate",
+    "make_loader",
+]
