@@ -6,10 +6,11 @@
     torchrun --nproc_per_node 8 train/imagenet.py --config train/configs/fast.yaml ...
 
 Data: ``--pipeline ffcv`` reads .beton files (``tools/write_beton.py``); ``torch`` and
-``dali`` read ImageFolder directories. ``--synthetic``: random batches made once on the
-device instead of a loader (the compute-bound ceiling). IPMix is on when ``--fractals`` is
-given (preset ``--ipmix-preset``, default imagenet); ``--jsd`` (default with IPMix) trains on
-``(clean, a, b)`` views with CE + lambda * JSD, the three views in one forward pass.
+``dali`` read ImageFolder directories. ``--synthetic`` (or ``--pipeline synthetic``):
+random batches made once on the device instead of a loader (the compute-bound ceiling).
+IPMix is on when ``--fractals`` is given (preset ``--ipmix-preset``, default imagenet);
+``--jsd`` (default with IPMix) trains on ``(clean, a, b)`` views with CE + lambda * JSD,
+the three views in one forward pass.
 The loaders hand over uint8 NCHW; the float cast and normalisation (the IPMix config's
 mean/std) happen on the device. On a GPU: bf16 autocast and channels-last; ``--compile``.
 
@@ -20,7 +21,11 @@ Outputs in ``--out``: ``config.json`` (resolved options, IPMix config, versions,
 ``log.jsonl`` (one JSON record per epoch: train loss, val top-1/top-5, RMS calibration
 error, images/s, data-wait fraction), ``checkpoint.pt`` (atomic; written every epoch and
 when stopped by ``--max-steps``, SIGTERM or SIGINT). ``--resume`` continues exactly where
-the checkpoint stands, mid-epoch included.
+the checkpoint stands, mid-epoch included (the torch and synthetic loaders start at the saved
+batch; FFCV and DALI draw and drop the batches before it).
+
+No host synchronisation per step: the ranks agree on a stop request (and the loss is read
+back) every ``--sync-every`` steps, so a signal takes effect at the next such step.
 
 Exit status: 0 done (or stopped cleanly by a signal, checkpoint written), 2 bad options,
 data or checkpoint.
