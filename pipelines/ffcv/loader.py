@@ -180,6 +180,7 @@ class FFCVLoader(EpochLoader):
         finished = False
         try:
             while True:
+                _wait_for_batch(batches)
                 self._check(batches)
                 try:
                     images, labels = next(batches)
@@ -194,6 +195,17 @@ class FFCVLoader(EpochLoader):
         finally:
             if not finished:  # the caller broke out: let FFCV's loader thread end
                 batches.terminate_event.set()
+
+
+def _wait_for_batch(batches: Any) -> None:
+    """Block until FFCV's loader thread has put a batch (or the end) in its queue, or has
+    died: FFCV's own ``next`` waits on the queue forever, so a thread that dies between
+    :meth:`FFCVLoader._check` and ``next`` would hang the consumer. A put wakes the wait at
+    once; the 0.1 s timeout only bounds how late a dead thread is noticed."""
+    q = batches.output_queue
+    with q.not_empty:
+        while not q._qsize() and batches.is_alive():
+            q.not_empty.wait(0.1)
 
 
 def make_loader(
