@@ -171,12 +171,12 @@ def ipmix_pipeline(
         if bank is None:
             raise ValueError("IPMix needs a fractal bank")
         if impl == "graph":
-            from .graph import FractalCrops, ipmix_graph_views
+            from .graph import FractalCrops, fractal_crops, ipmix_graph_views
 
             batch = Pipeline.current().max_batch_size
             feed = FractalCrops(bank, cfg.image_size, batch_size=batch, seed=fractal_seed)
             gdev = "gpu" if decoder == "mixed" else "cpu"
-            fractals = fn.external_source(source=feed, batch=True, layout="HWC", device=gdev)
+            fractals = fractal_crops(feed, gdev)
             img = ipmix_graph_views(img, fractals, cfg, device=gdev)
         else:
             img = ipmix_views(img, index, key, cfg, bank)
