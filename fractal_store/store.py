@@ -67,6 +67,20 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def rank_share_of_cores() -> int:
+    """This rank's share of the node's usable CPUs: ``max(1, default_workers() //
+    LOCAL_WORLD_SIZE)`` (``LOCAL_WORLD_SIZE``: processes on this node, set by torchrun;
+    default 1), so ranks on one node do not each take every core."""
+    raw = os.environ.get("LOCAL_WORLD_SIZE", "1")
+    try:
+        local = int(raw)
+    except ValueError:
+        raise ValueError(f"LOCAL_WORLD_SIZE must be a positive integer, got {raw!r}") from None
+    if local < 1:
+        raise ValueError(f"LOCAL_WORLD_SIZE must be a positive integer, got {raw!r}")
+    return max(1, default_workers() // local)
+
+
 def image_name(index: int, encoding: str) -> str:
     """Member name of image ``index``: ``images/000042.webp`` (at least 6 digits)."""
     return f"images/{index:06d}.{_EXTENSIONS[encoding]}"

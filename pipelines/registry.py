@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from fractal_store.store import default_workers
+from fractal_store.store import rank_share_of_cores
 from ipmix_ops import IPMixConfig
 from ipmix_ops.config import mean_std
 
@@ -78,7 +78,8 @@ def build_loader(
         fractals: a fractal store path or a uint8 bank ``[N, F, F, 3]`` (needed with IPMix).
         ipmix: an :class:`~ipmix_ops.IPMixConfig`, a preset name, or None (off).
         jsd: yield ``(clean, aug_a, aug_b)`` per sample (needs ``ipmix``).
-        num_workers: FFCV threads or DataLoader processes (default: all usable cores).
+        num_workers: FFCV threads, DataLoader processes or DALI threads (default: this
+            rank's share of the node's usable cores, ``fractal_store.store.rank_share_of_cores``).
         device: ``"auto"`` (CUDA if available, else CPU), or a torch device.
         rank, world_size: this process's shard of each epoch (DistributedSampler rules).
         drop_last: drop the last incomplete batch (default: True when training).
@@ -108,7 +109,7 @@ def build_loader(
         batch_size=batch_size,
         image_size=image_size,
         seed=seed,
-        num_workers=default_workers() if num_workers is None else num_workers,
+        num_workers=rank_share_of_cores() if num_workers is None else num_workers,
         device=dev,
         rank=rank,
         world_size=world_size,

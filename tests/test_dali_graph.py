@@ -261,3 +261,13 @@ def test_loader_graph_impl_on_cpu(tmp_path, fractal_like_bank):
     assert clean.shape == a.shape == (5, 3, s, s) and labels.shape == (5,)
     plain = next(iter(make_loader(root / "train", o, None, None, device="cpu")))
     assert np.array_equal(clean.numpy(), plain[0].numpy())  # the same keyed crops
+
+
+def test_fractal_crops_cut_by_dali_equal_the_host_crops(bank):
+    """fractal_crops (zero-copy bank views + fn.slice) gives FractalCrops' own crops."""
+    host = dali_graph.FractalCrops(bank, S, batch_size=5, seed=3)
+    want = np.concatenate([np.stack(host()) for _ in range(3)])
+    feed = dali_graph.FractalCrops(bank, S, batch_size=5, seed=3)
+    (got,) = run(lambda: dali_graph.fractal_crops(feed), batch=5, iters=3)
+    assert got.shape == (15, S, S, 3) and len(np.unique(want.reshape(15, -1), axis=0)) > 1
+    np.testing.assert_array_equal(got, want)

@@ -94,8 +94,16 @@ def test_contract_jsd(folder, cfg, bank):
 def test_epochs_keyed_and_resumable(folder):
     loader = make_loader(folder / "train", opts(), None, None)
     x0, i0 = raw_epoch(loader, 0)
+    pipe = loader._it._pipes[0]
     x1, i1 = raw_epoch(loader, 1)
     assert not np.array_equal(i0, i1)  # a new order each epoch
+    # one pipeline for every epoch: the epoch is fed, not built in
+    assert loader.builds == 1 and loader._it._pipes[0] is pipe
+    next(iter(loader.raw_batches(2)))  # an epoch broken off after one batch
+    x0b, i0b = raw_epoch(loader, 0)  # back to epoch 0 on the same pipeline: same bytes
+    assert loader.builds == 1
+    np.testing.assert_array_equal(i0, i0b)
+    np.testing.assert_array_equal(x0, x0b)
     y0, j0 = raw_epoch(make_loader(folder / "train", opts(), None, None), 0)
     np.testing.assert_array_equal(i0, j0)
     np.testing.assert_array_equal(x0, y0)  # same seed + epoch: same bytes

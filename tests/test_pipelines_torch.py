@@ -220,3 +220,17 @@ def test_finisher_view_major_hands_out_views_without_copies(output):
         base = by_view.untyped_storage().data_ptr()
         assert all(g.untyped_storage().data_ptr() == base for g in got)
         assert got[1].data_ptr() == by_view[1].data_ptr()
+
+
+def test_default_workers_are_this_ranks_share_of_the_node(folder, monkeypatch):
+    """build_loader's default num_workers: usable cores // LOCAL_WORLD_SIZE (at least 1)."""
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(8)))
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    args = dict(train=True, batch_size=B, image_size=S)
+    assert build_loader("torch", folder / "train", **args).loader.num_workers == 8
+    for local, share in (("2", 4), ("3", 2), ("16", 1)):
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", local)
+        assert build_loader("torch", folder / "train", **args).loader.num_workers == share
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "0")
+    with pytest.raises(ValueError, match="LOCAL_WORLD_SIZE"):
+        build_loader("torch", folder / "train", **args)

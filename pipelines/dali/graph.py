@@ -4,10 +4,10 @@ DALI operator (:mod:`pipelines.dali.ops`), every random choice a DALI random ope
 
 Usage (inside ``@pipeline_def(enable_conditionals=True)``)::
 
-    from pipelines.dali.graph import FractalCrops, ipmix_graph_views
+    from pipelines.dali.graph import FractalCrops, fractal_crops, ipmix_graph_views
 
     feed = FractalCrops(bank, cfg.image_size, batch_size=B, seed=seed)
-    fractals = fn.external_source(source=feed, batch=True, layout="HWC", device=device)
+    fractals = fractal_crops(feed, device)  # uint8 [S, S, 3] per sample, on device
     views = ipmix_graph_views(crops, fractals, cfg, device=device)  # uint8 [V, S, S, 3]
 
 ``crops``: uint8 ``S x S x 3`` (after random-resized-crop + flip; on ``device``);
@@ -19,8 +19,11 @@ in JSD mode (both views share the sample's fractal, independent randomness) or `
 Fractal source. :class:`FractalCrops` is the ``fn.external_source`` callback: per sample a
 uniform fractal index and a uniform ``S x S`` crop position in the ``F x F`` bank picture,
 drawn on the host from a NumPy generator seeded with the loader's ``(seed, epoch, rank)``
-(docs/algorithm.md §8: one fractal per sample, shared by all chains and views). Only the crops
-(not the bank) are copied per batch.
+(docs/algorithm.md §8: one fractal per sample, shared by all chains and views). Called
+directly it returns the crops (cut on the calling thread); :func:`fractal_crops`, which the
+loader uses, feeds zero-copy views of the bank's pictures and the crop corners instead and
+cuts the same crops with ``fn.slice`` on DALI's threads, so the training thread (which runs
+the external source's callback) only draws the indices.
 
 Sampling (:func:`sample_params`, docs/algorithm.md §1, §4). All random choices of a view are
 drawn up front, vectorised over chains ``k`` and steps ``t`` (hoisted out of the conditionals:
@@ -101,6 +104,7 @@ it has not been measured yet (no GPU on the development machines).
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -427,6 +431,9 @@ def ipmix_graph_views(
     return fn.stack(*out)
 
 
+_KEEP_BATCHES = 8  # > DALI's prefetch depth: anchors handed out with no_copy stay alive
+
+
 class FractalCrops:
     """``fn.external_source`` batch callback: per sample a uniform fractal of ``bank``
     (uint8 ``[N, F, F, 3]``, ``F >= size``) and a uniform ``size x size`` crop of it, from
@@ -438,23 +445,63 @@ class FractalCrops:
             raise ValueError(f"bank must be uint8 [N, F, F, 3] with N >= 1, got {bank.shape}")
         if min(bank.shape[1:3]) < size:
             raise ValueError(f"fractal side {bank.shape[1:3]} < image size {size}")
-        self.bank, self.size, self.batch_size = bank, int(size), int(batch_size)
+        self.bank, self.size, self.batch_size = (
+            np.ascontiguousarray(bank),
+            int(size),
+            int(batch_size),
+        )
         self.rng = np.random.default_rng(seed)
+        self._alive: deque[list[np.ndarray]] = deque(maxlen=_KEEP_BATCHES)
 
-    def __call__(self) -> list[np.ndarray]:
+    def _draws(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n, fh, fw = self.bank.shape[:3]
         s, b = self.size, self.batch_size
         idx = self.rng.integers(0, n, b)
         ys = self.rng.integers(0, fh - s + 1, b)
         xs = self.rng.integers(0, fw - s + 1, b)
+        return idx, ys, xs
+
+    def __call__(self) -> list[np.ndarray]:
+        s = self.size
         return [
-            np.ascontiguousarray(self.bank[i, y : y + s, x : x + s]) for i, y, x in zip(idx, ys, xs)
+            np.ascontiguousarray(self.bank[i, y : y + s, x : x + s])
+            for i, y, x in zip(*self._draws())
         ]
+
+    def tiles(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The same draws as ``__call__`` as ``(pictures, anchors)``: views of the bank's
+        whole uint8 ``[F, F, 3]`` pictures (no copy) and int32 ``[2]`` ``(y, x)`` crop corners,
+        for :func:`fractal_crops` (the crop is cut by DALI, not on the feeding thread)."""
+        idx, ys, xs = self._draws()
+        anchors = [np.array([y, x], np.int32) for y, x in zip(ys, xs)]
+        self._alive.append(anchors)  # no_copy: DALI reads them after this call returns
+        return [self.bank[i] for i in idx], anchors
+
+
+def fractal_crops(feed: FractalCrops, device: str = "cpu") -> Any:
+    """DALI node: one uint8 ``S x S x 3`` fractal crop per sample on ``device``, the crops of
+    ``feed`` (its ``__call__``'s pixels) cut by ``fn.slice`` on DALI's CPU threads from
+    zero-copy views of the bank, so the feeding (training) thread only draws the indices."""
+    pictures, anchors = fn.external_source(
+        source=feed.tiles, num_outputs=2, batch=True, no_copy=True, layout=["HWC", ""]
+    )
+    s = feed.size
+    crops = fn.slice(
+        pictures,
+        anchors,
+        np.array([s, s], np.int32),
+        axes=[0, 1],
+        normalized_anchor=False,
+        normalized_shape=False,
+        out_of_bounds_policy="error",
+    )
+    return crops.gpu() if device == "gpu" else crops
 
 
 __all__ = [
     "CHAIN_PARAMS",
     "FractalCrops",
+    "fractal_crops",
     "INT_PARAMS",
     "STEP_PARAMS",
     "image_op",

@@ -16,16 +16,18 @@ seeded from ``(seed, epoch, rank)``, same distributions, not the keyed draws) or
 (default: graph on the GPU, Numba on the CPU). With ``"numba"`` on the GPU the graph stays
 on the CPU up to the Numba operator and the views are moved with ``.gpu()`` at the end.
 
-Order, shards, keys. Each epoch the file list is built like ``DistributedSampler`` (a
-permutation from ``torch.randperm`` seeded with ``seed + epoch``, padded to a multiple of
-``world_size``) and laid out so that ``fn.readers.file``'s contiguous shard ``rank`` of
-``num_shards = world_size`` holds exactly the sampler's indices for that rank: the DALI and
-PyTorch backends visit the same samples in the same order. The reader's ``labels`` are the
-dataset indices (class labels are looked up in Python), and every random choice is keyed by
+Order, shards, keys. Each epoch's order is ``DistributedSampler``'s (a permutation from
+``torch.randperm`` seeded with ``seed + epoch``, padded to a multiple of ``world_size``) and
+rank ``rank`` reads its contiguous shard of it: the DALI and PyTorch backends visit the same
+samples in the same order. The graph carries dataset indices (class labels are looked up in
+Python), and every random choice is keyed by
 ``(seed, epoch, index)``: crop boxes and flips by :mod:`pipelines.keyed` (the same boxes as
 the FFCV/PyTorch backends; pixels differ slightly because DALI decodes and resizes with its
-own kernels), IPMix records by :mod:`ipmix_ops.sampling`. The graph is rebuilt per epoch
-(the epoch is a constant input), so ``set_epoch`` resumes exactly.
+own kernels), IPMix records by :mod:`ipmix_ops.sampling`. The epoch is an input: the
+pipeline is built once and fed each epoch's paths, indices and keys by
+:class:`~pipelines.dali.feed.EpochFeed` (files read by ``fn.io.file.read`` on DALI's threads),
+so ``set_epoch`` resumes exactly without a rebuild; only ``ipmix_impl="graph"``, whose DALI
+generators are seeded per epoch at build, builds one pipeline per epoch.
 
 ``ipmix_device="cuda"`` (``build_loader``'s default on a CUDA device): the graph is the
 IPMix-off one (``mixed`` decode, keyed crop and flip on the GPU when the graph is on the GPU)
@@ -54,7 +56,6 @@ import numpy as np
 import torch
 from nvidia.dali import fn, pipeline_def, types
 from nvidia.dali.pipeline import Pipeline
-from nvidia.dali.plugin.base_iterator import LastBatchPolicy
 from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
 from ipmix_ops import IPMixConfig
@@ -63,9 +64,8 @@ from ..contract import DEFAULT_CROP_RATIO, EpochLoader, Finisher, LoaderOptions
 from ..datasets.folder import scan_image_folder
 from ..device_ipmix import make_device_ipmix
 from ..keyed import SCALE
+from .feed import EpochFeed, epoch_order
 from .numba_plugin import ipmix_views, keyed_crop_params
-
-READER = "Reader"
 
 IPMIX_IMPLS = ("auto", "numba", "graph")
 
@@ -132,15 +132,10 @@ def decode_crop(
 
 @pipeline_def
 def ipmix_pipeline(
-    files: list[str],
-    indices: list[int],
+    feed: EpochFeed,
     *,
     train: bool,
     image_size: int,
-    key_seed: int,
-    epoch: int,
-    shard_id: int = 0,
-    num_shards: int = 1,
     device: str = "cpu",
     cfg: IPMixConfig | None = None,
     bank: np.ndarray | None = None,
@@ -150,21 +145,16 @@ def ipmix_pipeline(
 ) -> tuple[Any, Any]:
     """The graph: ``(images, index)``; images uint8 ``[S, S, 3]`` per sample, or
     ``[V, S, S, 3]`` with IPMix (``cfg``/``bank``; train only), keyed by
-    ``(key_seed, epoch, index)`` (``ipmix_impl="numba"``) or drawn by DALI's generators
-    (``"graph"``; fractal crops from ``np.random.default_rng(fractal_seed)``). ``files`` are
-    read in order (``indices``: their dataset indices) and split into ``num_shards``
-    contiguous shards. The graph implementation needs the pipeline built with
-    ``enable_conditionals=True`` (a call-time pipeline argument)."""
-    jpegs, index = fn.readers.file(
-        files=files,
-        labels=indices,
-        shard_id=shard_id,
-        num_shards=num_shards,
-        random_shuffle=False,
-        pad_last_batch=True,
-        name=READER,
+    ``(seed, epoch, index)`` (``ipmix_impl="numba"``) or drawn by DALI's generators
+    (``"graph"``; fractal crops from ``np.random.default_rng(fractal_seed)``). ``feed``
+    (:class:`~pipelines.dali.feed.EpochFeed`) gives each batch's file paths, dataset indices
+    and ``(seed, epoch)`` keys, so one built pipeline serves every epoch. The graph
+    implementation needs the pipeline built with ``enable_conditionals=True`` (a call-time
+    pipeline argument)."""
+    path, index, key = fn.external_source(
+        source=feed, num_outputs=3, batch=True, dtype=[types.UINT8, types.INT32, types.INT64]
     )
-    key = types.Constant(np.array([key_seed, epoch], np.int64), dtype=types.INT64, device="cpu")
+    jpegs = fn.io.file.read(path)
     ipmix = cfg is not None and train
     impl = resolve_ipmix_impl(ipmix_impl, device)
     decoder = "mixed" if device == "gpu" and (not ipmix or impl == "graph") else "cpu"
@@ -181,34 +171,18 @@ def ipmix_pipeline(
         if bank is None:
             raise ValueError("IPMix needs a fractal bank")
         if impl == "graph":
-            from .graph import FractalCrops, ipmix_graph_views
+            from .graph import FractalCrops, fractal_crops, ipmix_graph_views
 
             batch = Pipeline.current().max_batch_size
             feed = FractalCrops(bank, cfg.image_size, batch_size=batch, seed=fractal_seed)
             gdev = "gpu" if decoder == "mixed" else "cpu"
-            fractals = fn.external_source(source=feed, batch=True, layout="HWC", device=gdev)
+            fractals = fractal_crops(feed, gdev)
             img = ipmix_graph_views(img, fractals, cfg, device=gdev)
         else:
             img = ipmix_views(img, index, key, cfg, bank)
     if device == "gpu" and decoder == "cpu":
         img = img.gpu()
     return img, index
-
-
-def epoch_order(n: int, *, world_size: int, shuffle: bool, seed: int, epoch: int) -> np.ndarray:
-    """All ranks' indices of one epoch, rank-major: ``DistributedSampler``'s order and padding
-    (``order[r * m:(r + 1) * m]`` is rank ``r``'s list, ``m = ceil(n / world_size)``)."""
-    if shuffle:
-        g = torch.Generator()
-        g.manual_seed(seed + epoch)
-        idx = torch.randperm(n, generator=g).numpy()
-    else:
-        idx = np.arange(n)
-    m = math.ceil(n / world_size)
-    total = m * world_size
-    if total > n:
-        idx = np.concatenate([idx, np.resize(idx, total - n)])
-    return np.concatenate([idx[r::world_size] for r in range(world_size)]).astype(np.int64)
 
 
 class DaliLoader(EpochLoader):
@@ -236,41 +210,47 @@ class DaliLoader(EpochLoader):
         )
         if self.device_ipmix is not None:
             self.cfg = None
+        self.per_epoch_graph = self.ipmix_impl == "graph" and self.cfg is not None and opts.train
+        self.builds = 0  # pipelines built (one, or one per epoch with the graph implementation)
+        self._it: DALIGenericIterator | None = None
+        self._feed: EpochFeed | None = None
+        self._in_epoch = False
 
     def __len__(self) -> int:
         b = self.opts.batch_size
         return self.per_rank // b if self.opts.drop_last else math.ceil(self.per_rank / b)
 
     def pipeline(self, epoch: int) -> Any:
-        """The (unbuilt) DALI pipeline of ``epoch`` for this rank."""
+        """The (unbuilt) DALI pipeline for this rank, its feed set to ``epoch``. The graph
+        implementation seeds DALI's generators per ``(seed, epoch, rank)`` at build, so it
+        needs one pipeline per epoch; the others serve every epoch from one."""
         o = self.opts
-        order = epoch_order(
-            len(self.files),
-            world_size=o.world_size,
-            shuffle=o.train and o.order != "sequential",
-            seed=o.seed,
-            epoch=epoch,
-        )
         dev_id = None
         if self.device == "gpu":
             dev_id = o.device.index if o.device.type == "cuda" and o.device.index else 0
-        graph = self.ipmix_impl == "graph" and self.cfg is not None and o.train
+        feed = EpochFeed(
+            self.files,
+            batch_size=o.batch_size,
+            n_batches=len(self),
+            rank=o.rank,
+            world_size=o.world_size,
+            shuffle=o.train and o.order != "sequential",
+            seed=o.seed,
+        )
+        feed.start(epoch)
         extra: dict[str, Any] = {"ipmix_impl": self.ipmix_impl}
         seed = o.seed
-        if graph:  # DALI's generators: a fresh, reproducible stream per (seed, epoch, rank)
+        if self.per_epoch_graph:  # DALI's generators: a reproducible stream per (seed, epoch, rank)
             ss = np.random.SeedSequence([o.seed, epoch, o.rank])
             seed = int(ss.generate_state(1)[0] & 0x7FFFFFFF)
             extra.update(enable_conditionals=True, fractal_seed=ss)
+        self.builds += 1
+        self._feed = feed
         return ipmix_pipeline(
-            [self.files[i] for i in order],
-            order.tolist(),
+            feed,
             train=o.train,
             image_size=o.image_size,
             crop_scale=o.crop_scale,
-            key_seed=o.seed,
-            epoch=epoch,
-            shard_id=o.rank,
-            num_shards=o.world_size,
             device=self.device,
             cfg=self.cfg,
             bank=self.bank,
@@ -281,6 +261,25 @@ class DaliLoader(EpochLoader):
             **extra,
         )
 
+    def _iterator(self, epoch: int) -> DALIGenericIterator:
+        """The iterator over ``epoch``: the pipeline's first build, or the built one reset with
+        its feed set to ``epoch`` (an unfinished epoch is stopped and its prefetched batches
+        drained first)."""
+        if self._it is not None and self.per_epoch_graph:
+            self._it = None
+        if self._it is None:
+            self._it = DALIGenericIterator([self.pipeline(epoch)], ["images", "index"])
+            self._in_epoch = True
+            return self._it
+        if self._in_epoch:
+            self._feed.stop()
+            for _ in self._it:
+                pass
+        self._feed.start(epoch)
+        self._it.reset()
+        self._in_epoch = True
+        return self._it
+
     def raw_batches(self, epoch: int) -> Any:
         """This rank's batches of ``epoch`` as DALI hands them over: ``(images, index)``,
         images uint8 ``[B, V, S, S, 3]`` (V = 1 without IPMix) in the iterator's reused
@@ -288,22 +287,14 @@ class DaliLoader(EpochLoader):
         n_batches = len(self)
         if n_batches == 0:
             return
-        pipe = self.pipeline(epoch)
-        policy = LastBatchPolicy.DROP if self.opts.drop_last else LastBatchPolicy.PARTIAL
-        it = DALIGenericIterator(
-            [pipe], ["images", "index"], reader_name=READER, last_batch_policy=policy
-        )
-        try:
-            for n, out in enumerate(it):
-                if n >= n_batches:
-                    break
-                images = out[0]["images"]
-                yield (
-                    images.unsqueeze(1) if images.ndim == 4 else images,
-                    out[0]["index"].reshape(-1).long().cpu(),
-                )
-        finally:
-            del it, pipe
+        b = self.opts.batch_size
+        last = self.per_rank - (n_batches - 1) * b  # the padded last batch keeps this many
+        for n, out in enumerate(self._iterator(epoch)):
+            images, index = out[0]["images"], out[0]["index"].reshape(-1).long().cpu()
+            if n == n_batches - 1 and last < b:
+                images, index = images[:last], index[:last]
+            yield images.unsqueeze(1) if images.ndim == 4 else images, index
+        self._in_epoch = False
 
     def __iter__(self) -> Any:
         epoch = self._start_epoch()
