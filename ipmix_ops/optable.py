@@ -30,8 +30,9 @@ import numpy as np
 from numba import njit
 from PIL import Image, ImageEnhance, ImageOps
 
-from . import _ops_color as _c
-from . import _ops_geometric as _g
+import ipmix_ops._ops_color as _c
+import ipmix_ops._ops_geometric as _g
+
 from ._optable_gen import dispatcher_source, parameter_expr
 
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+import ipmix_ops.gpu.layout as L
+
 from ..optable import AUTOCONTRAST, CONTRAST, EQUALIZE
 from ..sampling import KIND_PATCH
-from . import layout as L
 from .ops import apply_mix, apply_op, load_px
 
 _KIND_PATCH = tl.constexpr(KIND_PATCH)

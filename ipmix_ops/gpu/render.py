@@ -18,10 +18,12 @@ import numpy as np
 import torch
 import triton
 
+import ipmix_ops.gpu.kernels as kernels
+import ipmix_ops.gpu.layout as layout
+
 from ..batch import _check_mix_weights
 from ..config import IPMixConfig
 from ..sampling import mask_table, record_length, sample_records
-from . import kernels, layout
 
 _INTERP = bool(triton.knobs.runtime.interpret)
 #: pixels per step program (more under the interpreter, whose cost is per operation) and
