@@ -124,7 +124,7 @@ def pillow_rotation(c, s, cx, cy):
     and sin of minus the angle (Pillow rounds both to 15 decimals) about centre ``(cx, cy)``.
 
     The one place of this formula: plain arithmetic, so the same function serves Python
-    floats, Numba (:func:`rotate_matrix`) and DALI nodes (``pipelines.dali.graph``).
+    floats (the op table's ``affine``) and Numba (:func:`rotate_matrix`).
     ``round(-sin, 15) == -round(sin, 15)``, so the fourth entry is ``-s``.
     """
     return c, s, (c * -cx + s * -cy + 0.0) + cx, -s, c, (-s * -cx + c * -cy + 0.0) + cy

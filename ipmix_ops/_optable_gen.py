@@ -9,7 +9,6 @@ referenced as ``_kernel_<name>`` / ``_identity_<name>`` globals of the table mod
 
 from __future__ import annotations
 
-from fractions import Fraction
 from typing import Any
 
 
@@ -27,16 +26,6 @@ def parameter_expr(mag: Any) -> str:
     elif mag.slope < 0:
         v = f"-({v})"
     return f"float({v})"
-
-
-def magnitude_constants(mag: Any, image_size: int) -> tuple[int, int, int]:
-    """``(30 M, 10 offset, slope)`` as exact integers (DALI's float32 lookup tables hold them
-    exactly; see ``pipelines.dali.graph.op_param``)."""
-    m = Fraction(image_size, 1) / Fraction(mag.m) if mag.per_size else Fraction(repr(mag.m))
-    m30, c10 = m * 30, Fraction(repr(mag.offset)) * 10
-    if m30.denominator != 1 or c10.denominator != 1:
-        raise ValueError(f"optable: magnitude {mag} has no exact integer form for DALI")
-    return int(m30), int(c10), int(mag.slope)
 
 
 def _function(decorator: str, signature: str, doc: str, body: list[str], tail: str) -> list[str]:

@@ -65,7 +65,7 @@ class OpDef:
     """One image op. ``identity(p)``: True when ``p`` leaves every image unchanged (kernels
     are skipped); ``pillow(im, p)``: the spec's Pillow call; ``kernel``: the Numba kernel
     ``(src, dst, param, y0, x0, h, w)``; ``affine(p, w, h)``: Pillow's 6 inverse-matrix numbers
-    (plain arithmetic on ``p``: also DALI nodes); ``point(p)``: ``(mask, threshold)``."""
+    (plain arithmetic on ``p``); ``point(p)``: ``(mask, threshold)``."""
 
     name: str
     default: bool

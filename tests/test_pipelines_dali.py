@@ -1,5 +1,5 @@
-"""The DALI backend on the CPU: batch contract, shards, keyed crops, and IPMix through the
-Numba plugin against ``ipmix_ops.ipmix_apply``; native DALI op forms against ``ipmix_ops``.
+"""The DALI backend on the CPU: batch contract, shards, keyed crops, passes started
+mid-epoch, and IPMix through the Numba plugin against ``ipmix_ops.ipmix_apply``.
 
 Tiny inputs (32 px demo ImageFolder, batches of 8): the whole file runs in about a minute on
 2 cores once Numba's cache is warm (a cold cache adds ~1 min of kernel compilation).
@@ -19,6 +19,7 @@ from PIL import Image  # noqa: E402
 from ipmix_ops import IPMixConfig, ipmix_apply, ipmix_batch  # noqa: E402
 from ipmix_ops.sampling import sample_records  # noqa: E402
 from pipelines.contract import LoaderOptions  # noqa: E402
+from pipelines.dali.feed import EpochFeed  # noqa: E402
 from pipelines.dali.loader import epoch_order, make_loader  # noqa: E402
 from pipelines.keyed import RATIO, SCALE, keyed_crop, keyed_flip  # noqa: E402
 
@@ -207,79 +208,63 @@ def test_ipmix_equals_ipmix_apply(folder, bank, jsd):
     assert views.shape[1] == (3 if jsd else 1)
 
 
-# ------------------------------------------------------------------ native operator forms
-def _run_native(build, images: np.ndarray, params: np.ndarray) -> np.ndarray:
-    """Run ``build(x, p)`` on a batch of images with per-sample parameters ``params``."""
-    from pipelines.dali import ops as dali_ops  # noqa: F401  (import check)
+class RecordingFeed(EpochFeed):
+    """The loader's own feed, recording the dataset indices it hands DALI (the files read)."""
 
-    @pipeline_def(batch_size=len(images), num_threads=2, device_id=None)
-    def pipe():
-        x = fn.external_source(source=lambda: images, batch=True, layout="HWC")
-        p = fn.external_source(source=lambda: params, batch=True)
-        return build(x, p)
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.handed: list[int] = []
 
-    pp = pipe()
-    pp.build()
-    return np.array(pp.run()[0].as_tensor())
+    def __next__(self):
+        paths, index, key = super().__next__()
+        self.handed += [int(i[0]) for i in index]
+        return paths, index, key
 
 
-@pytest.fixture(scope="module")
-def photos64() -> np.ndarray:
-    from helpers import photo
+@pytest.mark.parametrize("mode", ["off", "one", "jsd"])
+def test_pass_started_mid_epoch_is_the_rest_and_skips_decoding(folder, bank, mode, monkeypatch):
+    """``set_epoch(1, start_batch=k)``: batches k.. of epoch 1 byte for byte (crops, IPMix
+    one view and JSD, the trimmed last batch included), labels too; the feed hands DALI only
+    those batches' samples (the first k are never read nor decoded); on a fresh pipeline and
+    on one reset after a pass; ``len`` stays the full pass and the next pass is whole."""
+    import pipelines.dali.loader as dali_loader
 
-    return np.stack([photo(n, 64) for n in ("astronaut", "chelsea", "coffee", "rocket")])
+    monkeypatch.setattr(dali_loader, "EpochFeed", RecordingFeed)
+    cfg = None if mode == "off" else IPMixConfig.preset("cifar", image_size=S, jsd=mode == "jsd")
+    o = opts(batch_size=6, drop_last=False)  # 7 batches, the last of 4
+
+    def make():
+        return make_loader(folder / "train", o, cfg, bank if cfg else None)
+
+    def pass_of(loader):
+        got = [(torch.stack(x if isinstance(x, tuple) else (x,), 1), y) for x, y in loader]
+        return torch.cat([x for x, _ in got]), torch.cat([y for _, y in got]), len(got)
+
+    full = make()
+    assert full.starts_mid_epoch and len(full) == 7
+    pass_of(full)  # epoch 0
+    x1, y1, _ = pass_of(full)  # epoch 1, uninterrupted
+    _, idx1 = raw_epoch(make(), 1)
+    for k, fresh in ((5, True), (2, False)):
+        loader = make() if fresh else full  # a new pipeline, or the built one reset
+        loader.set_epoch(1, start_batch=k)
+        if loader._feed is not None:
+            loader._feed.handed.clear()
+        x, y, n = pass_of(loader)
+        assert n == 7 - k and len(loader) == 7 and loader.epoch == 2
+        assert torch.equal(x, x1[6 * k :]) and torch.equal(y, y1[6 * k :])
+        # DALI was fed exactly the rest of the epoch (the padded last batch repeats a sample)
+        assert sorted(set(loader._feed.handed)) == sorted(set(idx1[6 * k :].tolist()))
+        assert not set(loader._feed.handed) & set(idx1[: 6 * k].tolist())
+        assert loader.builds == 1
+    assert pass_of(full)[2] == 7  # epoch 2: from its first batch
+    full.set_epoch(3, start_batch=7)  # nothing left of epoch 3: an empty pass
+    assert list(full) == []
+    with pytest.raises(ValueError, match="start_batch"):
+        full.set_epoch(0, start_batch=8)
 
 
-@pytest.mark.parametrize(
-    "name, values",
-    [
-        ("posterize", [0, 1, 4, 8]),
-        ("solarize", [0, 77, 128, 256]),
-        ("invert", [0, 0, 0, 0]),
-        ("mirror", [0, 0, 0, 0]),
-        ("translate_x", [-21, -5, 7, 0]),
-        ("translate_y", [21, -3, 0, 9]),
-    ],
-)
-def test_native_ops_equal_apply_op(photos64, name, values):
-    from ipmix_ops.ops import apply_op
-    from pipelines.dali import ops as dali_ops
-
-    build = {
-        "posterize": dali_ops.posterize,
-        "solarize": dali_ops.solarize,
-        "invert": lambda x, p: dali_ops.invert(x),
-        "mirror": lambda x, p: dali_ops.mirror(x),
-        "translate_x": lambda x, p: dali_ops.translate(x, p, axis="x", size=64),
-        "translate_y": lambda x, p: dali_ops.translate(x, p, axis="y", size=64),
-    }[name]
-    params = np.array(values, np.int32)
-    out = _run_native(build, photos64, params)
-    ref = np.stack([apply_op(name, im, float(v)) for im, v in zip(photos64, values)])
-    np.testing.assert_array_equal(out, ref)
-
-
-@pytest.mark.parametrize("op", ["add", "multiply"])
-def test_native_mixing_equals_ipmix_ops(photos64, op):
-    from ipmix_ops import mix_add, mix_multiply, to_uint8
-    from pipelines.dali import ops as dali_ops
-
-    x1, x2 = photos64, photos64[::-1].copy()
-    ab = np.array([[0.7, 0.4], [1.6, -0.8], [0.95, 0.02], [1.2, -0.5]], np.float32)
-
-    def build(x, p):
-        y = fn.external_source(source=lambda: x2, batch=True, layout="HWC")
-        mix = dali_ops.mix_add if op == "add" else dali_ops.mix_multiply
-        return dali_ops.wrap_u8(mix(x, y, p[0], p[1]))
-
-    out = _run_native(build, x1, ab)
-    ref_mix = mix_add if op == "add" else mix_multiply
-    ref = np.stack(
-        [
-            to_uint8(ref_mix(a / np.float32(255), c / np.float32(255), p[0], p[1]), "wrap")
-            for a, c, p in zip(x1, x2, ab)
-        ]
-    )
-    diff = out != ref
-    # add is exact; multiply: pow ulps may flip a few low bytes (docs/architecture.md, DALI forms)
-    assert diff.mean() <= (0 if op == "add" else 1e-3), diff.mean()
+def test_no_ipmix_impl_option(folder, cfg, bank):
+    """The native-graph choice is gone: passing ``ipmix_impl`` is an error, not ignored."""
+    with pytest.raises(TypeError, match="ipmix_impl"):
+        make_loader(folder / "train", opts(), cfg, bank, ipmix_impl="graph")

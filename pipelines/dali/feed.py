@@ -6,7 +6,9 @@ Per sample the feed gives the file path as uint8 ``[L]`` (UTF-8 bytes, read by
 ``fn.io.file.read`` on DALI's threads), the dataset index as int32 ``[1]`` and the key as
 int64 ``[2]`` ``(seed, epoch)``. Order and padding are those of the ``fn.readers.file`` it
 replaces: ``DistributedSampler``'s order (:func:`epoch_order`), rank ``r``'s contiguous
-shard, the last batch padded with the shard's last sample (the loader trims it).
+shard, the last batch padded with the shard's last sample (the loader trims it). A pass
+may start at any batch (``start(epoch, start_batch=k)``, a resume mid-epoch): the batches
+before it are never handed out, so their files are never read.
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ def epoch_order(n: int, *, world_size: int, shuffle: bool, seed: int, epoch: int
 class EpochFeed:
     """Iterable batch source of ``(paths, index, key)`` (see module doc). DALI takes
     ``iter()`` once, at build, and calls ``next()`` until ``StopIteration`` (the end of the
-    epoch) and again after each ``reset()``: :meth:`start` sets the epoch to hand out next,
-    :meth:`stop` ends the current one early (the loader drains what DALI prefetched)."""
+    epoch) and again after each ``reset()``: :meth:`start` sets the epoch (and its first
+    batch) to hand out next, :meth:`stop` ends the current one early (the loader drains what
+    DALI prefetched)."""
 
     def __init__(
         self,
@@ -61,8 +64,11 @@ class EpochFeed:
     def __iter__(self) -> EpochFeed:
         return self
 
-    def start(self, epoch: int) -> None:
-        """Hand out ``epoch``'s batches from the next ``next()`` on."""
+    def start(self, epoch: int, start_batch: int = 0) -> None:
+        """Hand out ``epoch``'s batches ``start_batch, start_batch + 1, ...`` from the next
+        ``next()`` on."""
+        if not 0 <= start_batch <= self.n_batches:
+            raise ValueError(f"start_batch must be in [0, {self.n_batches}], got {start_batch}")
         self.epoch = epoch
         order = epoch_order(
             len(self.paths),
@@ -77,7 +83,7 @@ class EpochFeed:
         if pad > 0:
             mine = np.concatenate([mine, np.full(pad, mine[-1], np.int64)])
         self._batches = [mine[i * b : (i + 1) * b] for i in range(self.n_batches)]
-        self._next = 0
+        self._next = start_batch
 
     def __next__(self) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
         if self._next >= len(self._batches):

@@ -1,49 +1,52 @@
-"""The DALI backend: ImageFolder JPEGs -> DALI graph (decode, keyed crop + flip, IPMix) ->
-the batch contract of :mod:`pipelines.contract`.
+"""The DALI backend: ImageFolder JPEGs -> DALI graph (decode, keyed crop + flip, IPMix on the
+CPU) or DALI graph + the Triton renderer (IPMix on the GPU) -> the batch contract of
+:mod:`pipelines.contract`.
 
 One graph-building function, :func:`ipmix_pipeline`, with a ``device`` argument:
 
 * ``"cpu"`` (the only one tested here: no GPU on the development machines): CPU decode,
   crop, resize, flip, and IPMix through DALI's Numba plugin (:mod:`pipelines.dali.numba_plugin`),
-  which calls the ``ipmix_ops`` kernels: **this is the CPU path**, bit-identical to
-  :func:`ipmix_ops.ipmix_apply` on the same crops and records.
-* ``"gpu"``: ``device="mixed"`` decode and GPU resize/flip; IPMix as the native DALI operator
-  graph of :mod:`pipelines.dali.graph` on the GPU (fractal crops fed by ``fn.external_source``).
+  which calls the ``ipmix_ops`` kernels: bit-identical to :func:`ipmix_ops.ipmix_apply` on
+  the same crops and records.
+* ``"gpu"``: with ``ipmix_device="cuda"`` (``build_loader``'s default on a CUDA device)
+  ``device="mixed"`` decode and the keyed crop, resize and flip on the GPU, and IPMix by the
+  Triton renderer right after the iterator (below): **the GPU default**. With
+  ``ipmix_device="cpu"`` the graph stays on the CPU up to the Numba operator and the views
+  are moved with ``.gpu()`` at the end.
 
-``ipmix_impl`` picks the IPMix implementation: ``"numba"`` (the plugin, CPU only, keyed and
-bit-identical to ``ipmix_apply``), ``"graph"`` (native operators, CPU or GPU; DALI's own RNG
-seeded from ``(seed, epoch, rank)``, same distributions, not the keyed draws) or ``"auto"``
-(default: graph on the GPU, Numba on the CPU). With ``"numba"`` on the GPU the graph stays
-on the CPU up to the Numba operator and the views are moved with ``.gpu()`` at the end.
+There is no native DALI operator graph of IPMix (there was one, ``ipmix_impl="graph"``,
+removed in #18): it drew from DALI's own generators (so no exact resume, and not the
+augmentations of the other backends), restated the op formulas a second time beside the op
+table, and was host-bound on a GPU (~5,000 operators per JSD batch at ~110 us of fixed cost
+each). The keyed Triton renderer does the same work on the GPU from the same records.
 
 Order, shards, keys. Each epoch's order is ``DistributedSampler``'s (a permutation from
 ``torch.randperm`` seeded with ``seed + epoch``, padded to a multiple of ``world_size``) and
 rank ``rank`` reads its contiguous shard of it: the DALI and PyTorch backends visit the same
 samples in the same order. The graph carries dataset indices (class labels are looked up in
-Python), and every random choice is keyed by
-``(seed, epoch, index)``: crop boxes and flips by :mod:`pipelines.keyed` (the same boxes as
-the FFCV/PyTorch backends; pixels differ slightly because DALI decodes and resizes with its
-own kernels), IPMix records by :mod:`ipmix_ops.sampling`. The epoch is an input: the
-pipeline is built once and fed each epoch's paths, indices and keys by
-:class:`~pipelines.dali.feed.EpochFeed` (files read by ``fn.io.file.read`` on DALI's threads),
-so ``set_epoch`` resumes exactly without a rebuild; only ``ipmix_impl="graph"``, whose DALI
-generators are seeded per epoch at build, builds one pipeline per epoch.
+Python), and every random choice is keyed by ``(seed, epoch, index)``: crop boxes and flips
+by :mod:`pipelines.keyed` (the same boxes as the FFCV/PyTorch backends; pixels differ
+slightly because DALI decodes and resizes with its own kernels), IPMix records by
+:mod:`ipmix_ops.sampling`. The epoch is an input: the pipeline is built once and fed each
+epoch's paths, indices and keys by :class:`~pipelines.dali.feed.EpochFeed` (files read by
+``fn.io.file.read`` on DALI's threads), so ``set_epoch`` resumes exactly without a rebuild,
+and ``set_epoch(e, start_batch=k)`` starts the pass at batch k: the feed hands the graph
+only batches k, k+1, ..., so the files of the k batches before are never read or decoded.
 
-``ipmix_device="cuda"`` (``build_loader``'s default on a CUDA device): the graph is the
-IPMix-off one (``mixed`` decode, keyed crop and flip on the GPU when the graph is on the GPU)
-and the Triton renderer (:mod:`pipelines.device_ipmix`) runs right after the iterator, on
-torch's stream, with the reader's dataset indices as keys: the keyed records of the Numba
-path. It is not a ``torch_python_function`` inside the graph: the renderer never waits for
-the GPU inside a batch, so after the iterator its kernels are queued ahead of the training
-step on the same GPU and only its host work (records, tables, ~20 launches: ~1 ms per batch
-of 256, see ``ipmix_ops/gpu/README.md``) is on the training thread; inside the graph the same
-work would hold the GIL on DALI's executor thread instead, and the graph would gain a
-Python operator (not serialisable, synchronised by hand with DALI's stream). Prefetching of
-decode, crop and flip is unchanged either way.
+``ipmix_device="cuda"``: the graph is the IPMix-off one and the Triton renderer
+(:mod:`pipelines.device_ipmix`) runs right after the iterator, on torch's stream, with the
+reader's dataset indices as keys: the keyed records of the Numba path. It is not a
+``torch_python_function`` inside the graph: the renderer never waits for the GPU inside a
+batch, so after the iterator its kernels are queued ahead of the training step on the same
+GPU and only its host work (records, tables, ~20 launches: ~1 ms per batch of 256, see
+``ipmix_ops/gpu/README.md``) is on the training thread; inside the graph the same work would
+hold the GIL on DALI's executor thread instead, and the graph would gain a Python operator
+(not serialisable, synchronised by hand with DALI's stream). Prefetching of decode, crop and
+flip is unchanged either way.
 
 Val: resize the shorter side to ``round(S / 0.875)`` (linear, antialiased) + centre crop S.
-Output: uint8 views (IPMix is rounded half up to uint8 in the graph); ``output="float"``
-normalises after the transfer, on ``opts.device``.
+Output: uint8 views (IPMix is rounded half up to uint8); ``output="float"`` normalises after
+the transfer, on ``opts.device``.
 """
 
 from __future__ import annotations
@@ -55,7 +58,6 @@ from typing import Any
 import numpy as np
 import torch
 from nvidia.dali import fn, pipeline_def, types
-from nvidia.dali.pipeline import Pipeline
 from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
 from ipmix_ops import IPMixConfig
@@ -66,17 +68,6 @@ from ..device_ipmix import make_device_ipmix
 from ..keyed import SCALE
 from .feed import EpochFeed, epoch_order
 from .numba_plugin import ipmix_views, keyed_crop_params
-
-IPMIX_IMPLS = ("auto", "numba", "graph")
-
-
-def resolve_ipmix_impl(impl: str, device: str) -> str:
-    """``"numba"`` or ``"graph"`` for ``impl`` (``"auto"``: graph on the GPU) on ``device``."""
-    if impl not in IPMIX_IMPLS:
-        raise ValueError(f"ipmix_impl must be one of {IPMIX_IMPLS}, got {impl!r}")
-    if impl == "auto":
-        return "graph" if device == "gpu" else "numba"
-    return impl
 
 
 def dali_device(device: str | None = None, torch_device: torch.device | None = None) -> str:
@@ -139,25 +130,20 @@ def ipmix_pipeline(
     device: str = "cpu",
     cfg: IPMixConfig | None = None,
     bank: np.ndarray | None = None,
-    ipmix_impl: str = "auto",
-    fractal_seed: Any = 0,
     crop_scale: tuple[float, float] = SCALE,
 ) -> tuple[Any, Any]:
     """The graph: ``(images, index)``; images uint8 ``[S, S, 3]`` per sample, or
-    ``[V, S, S, 3]`` with IPMix (``cfg``/``bank``; train only), keyed by
-    ``(seed, epoch, index)`` (``ipmix_impl="numba"``) or drawn by DALI's generators
-    (``"graph"``; fractal crops from ``np.random.default_rng(fractal_seed)``). ``feed``
-    (:class:`~pipelines.dali.feed.EpochFeed`) gives each batch's file paths, dataset indices
-    and ``(seed, epoch)`` keys, so one built pipeline serves every epoch. The graph
-    implementation needs the pipeline built with ``enable_conditionals=True`` (a call-time
-    pipeline argument)."""
+    ``[V, S, S, 3]`` with IPMix (``cfg``/``bank``; train only; the Numba plugin on the CPU,
+    keyed by ``(seed, epoch, index)``). ``feed`` (:class:`~pipelines.dali.feed.EpochFeed`)
+    gives each batch's file paths, dataset indices and ``(seed, epoch)`` keys, so one built
+    pipeline serves every epoch. On ``device="gpu"`` without IPMix: ``mixed`` decode and the
+    crop, resize and flip on the GPU."""
     path, index, key = fn.external_source(
         source=feed, num_outputs=3, batch=True, dtype=[types.UINT8, types.INT32, types.INT64]
     )
     jpegs = fn.io.file.read(path)
     ipmix = cfg is not None and train
-    impl = resolve_ipmix_impl(ipmix_impl, device)
-    decoder = "mixed" if device == "gpu" and (not ipmix or impl == "graph") else "cpu"
+    decoder = "mixed" if device == "gpu" and not ipmix else "cpu"
     img = decode_crop(
         jpegs,
         index,
@@ -170,23 +156,18 @@ def ipmix_pipeline(
     if ipmix:
         if bank is None:
             raise ValueError("IPMix needs a fractal bank")
-        if impl == "graph":
-            from .graph import FractalCrops, fractal_crops, ipmix_graph_views
-
-            batch = Pipeline.current().max_batch_size
-            feed = FractalCrops(bank, cfg.image_size, batch_size=batch, seed=fractal_seed)
-            gdev = "gpu" if decoder == "mixed" else "cpu"
-            fractals = fractal_crops(feed, gdev)
-            img = ipmix_graph_views(img, fractals, cfg, device=gdev)
-        else:
-            img = ipmix_views(img, index, key, cfg, bank)
+        img = ipmix_views(img, index, key, cfg, bank)
     if device == "gpu" and decoder == "cpu":
         img = img.gpu()
     return img, index
 
 
 class DaliLoader(EpochLoader):
-    """Iterable over batches of the contract in :mod:`pipelines.contract` (see module doc)."""
+    """Iterable over batches of the contract in :mod:`pipelines.contract` (see module doc).
+    Starts mid-epoch (``set_epoch(e, start_batch=k)``) by feeding the graph only the batches
+    from k on."""
+
+    starts_mid_epoch = True
 
     def __init__(
         self,
@@ -195,13 +176,11 @@ class DaliLoader(EpochLoader):
         cfg: IPMixConfig | None,
         bank: np.ndarray | None,
         device: str,
-        ipmix_impl: str = "auto",
     ) -> None:
         _, samples, _ = scan_image_folder(data)
         self.files = [p for p, _ in samples]
         self.targets = torch.tensor([label for _, label in samples], dtype=torch.int64)
         self.opts, self.cfg, self.bank, self.device = opts, cfg, bank, device
-        self.ipmix_impl = resolve_ipmix_impl(ipmix_impl, device)
         self.per_rank = math.ceil(len(self.files) / opts.world_size)
         self.finish = Finisher(opts.output, opts.mean, opts.std)
         # ipmix_device="cuda": the graph decodes, crops and flips; IPMix after the iterator
@@ -210,20 +189,19 @@ class DaliLoader(EpochLoader):
         )
         if self.device_ipmix is not None:
             self.cfg = None
-        self.per_epoch_graph = self.ipmix_impl == "graph" and self.cfg is not None and opts.train
-        self.builds = 0  # pipelines built (one, or one per epoch with the graph implementation)
+        self.builds = 0  # pipelines built: one for every epoch
         self._it: DALIGenericIterator | None = None
         self._feed: EpochFeed | None = None
         self._in_epoch = False
 
     def __len__(self) -> int:
+        """Batches in a full pass (also while a pass that started mid-epoch runs)."""
         b = self.opts.batch_size
         return self.per_rank // b if self.opts.drop_last else math.ceil(self.per_rank / b)
 
-    def pipeline(self, epoch: int) -> Any:
-        """The (unbuilt) DALI pipeline for this rank, its feed set to ``epoch``. The graph
-        implementation seeds DALI's generators per ``(seed, epoch, rank)`` at build, so it
-        needs one pipeline per epoch; the others serve every epoch from one."""
+    def pipeline(self, epoch: int, start_batch: int = 0) -> Any:
+        """The (unbuilt) DALI pipeline for this rank, its feed set to ``epoch`` from batch
+        ``start_batch`` on; one pipeline serves every epoch."""
         o = self.opts
         dev_id = None
         if self.device == "gpu":
@@ -237,13 +215,7 @@ class DaliLoader(EpochLoader):
             shuffle=o.train and o.order != "sequential",
             seed=o.seed,
         )
-        feed.start(epoch)
-        extra: dict[str, Any] = {"ipmix_impl": self.ipmix_impl}
-        seed = o.seed
-        if self.per_epoch_graph:  # DALI's generators: a reproducible stream per (seed, epoch, rank)
-            ss = np.random.SeedSequence([o.seed, epoch, o.rank])
-            seed = int(ss.generate_state(1)[0] & 0x7FFFFFFF)
-            extra.update(enable_conditionals=True, fractal_seed=ss)
+        feed.start(epoch, start_batch)
         self.builds += 1
         self._feed = feed
         return ipmix_pipeline(
@@ -257,39 +229,37 @@ class DaliLoader(EpochLoader):
             batch_size=o.batch_size,
             num_threads=max(1, o.num_workers),
             device_id=dev_id,
-            seed=seed,
-            **extra,
+            seed=o.seed,
         )
 
-    def _iterator(self, epoch: int) -> DALIGenericIterator:
-        """The iterator over ``epoch``: the pipeline's first build, or the built one reset with
-        its feed set to ``epoch`` (an unfinished epoch is stopped and its prefetched batches
-        drained first)."""
-        if self._it is not None and self.per_epoch_graph:
-            self._it = None
+    def _iterator(self, epoch: int, start_batch: int) -> DALIGenericIterator:
+        """The iterator over ``epoch`` from batch ``start_batch``: the pipeline's first
+        build, or the built one reset with its feed set to ``epoch`` (an unfinished epoch is
+        stopped and its prefetched batches drained first)."""
         if self._it is None:
-            self._it = DALIGenericIterator([self.pipeline(epoch)], ["images", "index"])
+            self._it = DALIGenericIterator([self.pipeline(epoch, start_batch)], ["images", "index"])
             self._in_epoch = True
             return self._it
         if self._in_epoch:
             self._feed.stop()
             for _ in self._it:
                 pass
-        self._feed.start(epoch)
+        self._feed.start(epoch, start_batch)
         self._it.reset()
         self._in_epoch = True
         return self._it
 
-    def raw_batches(self, epoch: int) -> Any:
-        """This rank's batches of ``epoch`` as DALI hands them over: ``(images, index)``,
-        images uint8 ``[B, V, S, S, 3]`` (V = 1 without IPMix) in the iterator's reused
-        buffers, index int64 ``[B]`` dataset indices on the CPU."""
+    def raw_batches(self, epoch: int, start_batch: int = 0) -> Any:
+        """This rank's batches ``start_batch, ...`` of ``epoch`` as DALI hands them over:
+        ``(images, index)``, images uint8 ``[B, V, S, S, 3]`` (V = 1 without IPMix) in the
+        iterator's reused buffers, index int64 ``[B]`` dataset indices on the CPU. The
+        batches before ``start_batch`` are never fed to the graph (nor read, nor decoded)."""
         n_batches = len(self)
-        if n_batches == 0:
+        if start_batch == n_batches:  # nothing left of this epoch (0 batches: no epoch)
             return
         b = self.opts.batch_size
         last = self.per_rank - (n_batches - 1) * b  # the padded last batch keeps this many
-        for n, out in enumerate(self._iterator(epoch)):
+        for n, out in enumerate(self._iterator(epoch, start_batch), start_batch):
             images, index = out[0]["images"], out[0]["index"].reshape(-1).long().cpu()
             if n == n_batches - 1 and last < b:
                 images, index = images[:last], index[:last]
@@ -297,9 +267,10 @@ class DaliLoader(EpochLoader):
         self._in_epoch = False
 
     def __iter__(self) -> Any:
+        start, self.start_batch = self.start_batch, 0
         epoch = self._start_epoch()
         dev = self.opts.device
-        for images, idx in self.raw_batches(epoch):
+        for images, idx in self.raw_batches(epoch, start):
             if self.device_ipmix is not None:  # a new tensor: no copy of DALI's buffer needed
                 images = self.device_ipmix(images.to(dev), idx.numpy(), epoch)
             else:  # the iterator reuses its output buffers: hand out our own copy
@@ -314,13 +285,12 @@ def make_loader(
     bank: np.ndarray | None = None,
     *,
     device: str | None = None,
-    ipmix_impl: str = "auto",
 ) -> DaliLoader:
     """The DALI loader for ``opts`` (``pipelines.build_loader(pipeline="dali")``).
 
     ``device``: ``"cpu"`` or ``"gpu"`` DALI graph (default: GPU when CUDA is available and
-    ``opts.device`` is a CUDA device). ``ipmix_impl``: ``"auto"`` (native graph on the GPU,
-    Numba plugin on the CPU), ``"numba"`` or ``"graph"`` (see the module docstring).
+    ``opts.device`` is a CUDA device). Where IPMix runs is ``opts.ipmix_device`` (the
+    module docstring); there is no other choice of implementation.
     """
     if not os.path.isdir(data):
         raise FileNotFoundError(f"{data}: no such ImageFolder directory")
@@ -330,9 +300,8 @@ def make_loader(
         if cfg.image_size != opts.image_size:
             raise ValueError(f"cfg.image_size {cfg.image_size} != image_size {opts.image_size}")
         bank = np.ascontiguousarray(bank)
-    dev = dali_device(device, opts.device)
-    return DaliLoader(data, opts, cfg, bank, dev, resolve_ipmix_impl(ipmix_impl, dev))
+    return DaliLoader(data, opts, cfg, bank, dali_device(device, opts.device))
 
 
-__all__ = ["IPMIX_IMPLS", "DaliLoader", "dali_device", "decode_crop", "epoch_order",
-           "ipmix_pipeline", "make_loader", "resolve_ipmix_impl"]  # fmt: skip
+__all__ = ["DaliLoader", "dali_device", "decode_crop", "epoch_order", "ipmix_pipeline",
+           "make_loader"]  # fmt: skip

@@ -15,14 +15,15 @@ DALI runs the samples of a batch on its own thread pool):
   view 0 is the clean crop, views 1 and 2 are IPMix (keys 1 and 2), as in ``ipmix_batch``.
   The mix is rounded half up to uint8 (normalisation happens later, on the device).
 
-The Numba plugin only runs on the CPU here: the GPU graph needs the native operator forms in
-:mod:`pipelines.dali.ops`. The fractal bank and the mask table are not copied into the
-compiled code: the operator captures their addresses (the caller keeps the arrays alive) and
-views them with ``carray``; so are the config arrays (one operator per config, bank and
-view count). ``(seed, epoch)`` comes in as a constant int64 input, so one compiled operator
-serves every epoch. The kernels sit behind a disk-cached ``cfunc`` called through a ctypes
-pointer, so a new process only compiles the plugin's thin wrapper (~5 s); the cached entry
-is dropped when a file of ``ipmix_ops`` changes (Numba itself would not notice).
+The Numba plugin only runs on the CPU (on a GPU pipeline IPMix runs after the iterator, in
+the Triton renderer of :mod:`pipelines.device_ipmix`). The fractal bank and the mask table
+are not copied into the compiled code: the operator captures their addresses (the caller
+keeps the arrays alive) and views them with ``carray``; so are the config arrays (one
+operator per config, bank and view count). ``(seed, epoch)`` comes in as a constant int64
+input, so one compiled operator serves every epoch. The kernels sit behind a disk-cached
+``cfunc`` called through a ctypes pointer, so a new process only compiles the plugin's thin
+wrapper (~5 s); the cached entry is dropped when a file of ``ipmix_ops`` changes (Numba
+itself would not notice).
 
 The per-sample body is ``ipmix_ops.batch.render_view_k`` (the body of ``ipmix_apply``'s
 loop); ``tests/test_pipelines_dali.py`` checks bit-identity with ``ipmix_apply``.
