@@ -9,12 +9,12 @@ Data: the ImageNet-like JPEGs of ``bench_pipelines.py`` (random crops/rescales o
 scikit-image photos to 500x375 or 375x500, q90) as a temporary ImageFolder. By default
 (``--device cpu``) the DALI graph runs on the CPU (``device_id=None``): ROI JPEG decode,
 keyed random-resized crop + flip, and IPMix through DALI's Numba plugin calling the
-``ipmix_ops`` kernels. ``--device gpu``: the GPU graph of :mod:`pipelines.dali.loader` (mixed
-decode; IPMix as the native DALI operator graph of :mod:`pipelines.dali.graph`, the loader's
-``ipmix_impl="auto"``), written as ``dali_gpu-<time>.json``.
+``ipmix_ops`` kernels. ``--device gpu``: the GPU default of :mod:`pipelines.dali.loader`
+(mixed decode, keyed crop and flip on the GPU, IPMix by the Triton renderer after the
+iterator, ``ipmix_device="cuda"``), written as ``dali_gpu-<time>.json``.
 
-Each loader runs one warm-up epoch (JIT compile, reported apart) and the median of
-``--repeats`` epochs; every epoch rebuilds the DALI pipeline (that cost is included).
+Each loader runs one warm-up epoch (JIT compile and the one pipeline build, reported apart)
+and the median of ``--repeats`` epochs.
 ``img/s/core`` = images/s divided by the DALI CPU threads (the consuming main thread is not
 counted); ``--threads`` takes a comma list (rows carry ``threads``). Results: JSON in
 benchmarks/results/.
@@ -42,7 +42,7 @@ from benchmarks.common import (  # noqa: E402
 from ipmix_ops import IPMixConfig  # noqa: E402
 from ipmix_train.runinfo import run_metadata  # noqa: E402
 from pipelines.contract import LoaderOptions  # noqa: E402
-from pipelines.dali.loader import make_loader, resolve_ipmix_impl  # noqa: E402
+from pipelines.dali.loader import make_loader  # noqa: E402
 
 CASES = (("off", None), ("1 view", False), ("JSD", True))  # (label, jsd; None: no IPMix)
 
@@ -67,10 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "gpu" and not torch.cuda.is_available():
         p.error("--device gpu: no CUDA device visible to torch")
     torch_device = torch.device("cuda" if args.device == "gpu" else "cpu")
-    # make_loader's default ipmix_impl="auto": the Numba plugin on the CPU, the graph on a GPU
-    impl = {"numba": "Numba plugin", "graph": "native DALI graph"}[
-        resolve_ipmix_impl("auto", args.device)
-    ]
+    # IPMix: the Numba plugin on the CPU; on a GPU the Triton renderer after the iterator
+    ipmix_device = "cuda" if args.device == "gpu" else "cpu"
+    impl = {"cpu": "Numba plugin", "cuda": "Triton renderer"}[ipmix_device]
     bank, bank_desc = photo_bank(IPMixConfig.preset("imagenet", image_size=args.size).fractal_size)
 
     rows = []
@@ -90,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                 seed=0,
                 num_workers=threads,
                 device=torch_device,
+                ipmix_device=ipmix_device,
             )
             cfg = None
             if jsd is not None:
