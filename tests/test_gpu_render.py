@@ -291,6 +291,42 @@ def test_ipmix_batch_keys_match_fast_path(device):
     _assert_matches(got, ref, _warp_views(recs, cfg), 1)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("jsd", [False, True])
+def test_scratch_within_two_batches_of_views(device, jsd):
+    """GPU memory bound: the scratch tensors a render leaves in the renderer's cache are at
+    most two batches of views (2x the uint8 output's bytes), one view and JSD; they are what
+    ``scratch_bytes`` reports; one view renders in two groups of launches, and the output
+    still matches the fast path."""
+    from ipmix_ops.gpu import render
+
+    s, n = 48, 4  # at 48 px a JSD batch's scratch fits in one group, one view's in two
+    cfg = IPMixConfig.preset("imagenet", image_size=s, jsd=jsd)
+    images, bank = _images(s, n), _bank(cfg.fractal_size)
+    vi, clean = (2, 1) if jsd else (1, 0)
+    recs = sample_records(
+        cfg,
+        seed=5,
+        epoch=0,
+        indices=np.arange(n),
+        n_fractals=2,
+        fractal_size=cfg.fractal_size,
+        views=vi,
+        first_view=clean,
+    )
+    for key in [k for k in render._STATE if k[0] == "scratch"]:
+        del render._STATE[key]
+    got = _render(device, images, bank, recs, cfg)
+    scratch = [v for k, v in render._STATE.items() if k[0] == "scratch"]
+    assert len(scratch) == 1
+    nbytes = sum(t.nbytes for t in scratch[0])
+    views = got.size  # uint8 [B, V, S, S, 3]: one batch of views
+    assert nbytes <= render.SCRATCH_BATCHES * views, (nbytes, views)
+    assert nbytes == render.scratch_bytes(n, vi, clean, s)
+    assert (render.chunk_images(n, vi, clean, s) < n) == (not jsd)
+    _assert_matches(got, cpu_apply(images, bank, recs, cfg), _warp_views(recs, cfg), clean)
+
+
 def test_clear_errors():
     cfg = IPMixConfig.preset("cifar", jsd=False)
     images = torch.zeros((2, 32, 32, 3), dtype=torch.uint8)

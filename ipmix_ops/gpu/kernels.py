@@ -5,10 +5,12 @@ step needs an equalize / autocontrast / contrast LUT) and :func:`step_kernel` on
 whole batch; :func:`write_kernel` then writes every view. Programs read their view's step
 from ``itab`` (:mod:`ipmix_ops.gpu.layout`); views whose chain is shorter return at once.
 
-Buffers (``IMG = S * S * 3`` bytes): two planes of one image per IPMix view: plane 0 is
-``bufs`` uint8 [BV, S, S, 3], plane 1 the view's own slot of the output (``out8``, written
-last by :func:`write_kernel`, so it is free until then). Image chains ping-pong (step d
-reads plane (d+1) % 2 and writes plane d % 2); patch chains mix in place in plane 0.
+Buffers (``IMG = S * S * 3`` bytes): two planes of one image per IPMix view: plane 1 is the
+view's own slot of the output (``out8``, written last by :func:`write_kernel`, so it is free
+until then), plane 0 the image's clean slot of the output for its first IPMix view when the
+output has one (JSD), else the view's plane of ``bufs`` uint8 [B (Vi - clean), S, S, 3].
+Image chains ping-pong (step d reads plane (d+1) % 2 and writes plane d % 2); patch chains
+mix in place in plane 0.
 ``acc`` int16 [BV, S, S, 3] is the mix minus x in 1/64 level (:mod:`ipmix_ops.batch`): the
 last step of each chain adds ``floor(64 w (c - x))`` (``((c - x) << 7) * wq >> 16``).
 """
@@ -63,12 +65,17 @@ def _row(itab, bv, c, d, k, t):
 
 @triton.jit
 def _plane(bufs, out8, bv, plane, Vi, Vout, clean, img, out_stride):
-    """The image of view ``bv`` in ``plane`` (0: ``bufs``, 1: its output slot)."""
+    """The image of view ``bv`` in ``plane``: 1: its output slot; 0: the image's clean slot
+    for its first view when there is one (``clean``), else its own ``bufs`` plane."""
+    n = bv // Vi
+    j = bv % Vi
     if plane == 0:
-        base = bufs + bv.to(tl.int64) * img
+        if j < clean:
+            base = out8 + (n * Vout).to(tl.int64) * out_stride
+        else:
+            base = bufs + (n * (Vi - clean) + j - clean).to(tl.int64) * img
     else:
-        slot = (bv // Vi) * Vout + clean + bv % Vi
-        base = out8 + slot.to(tl.int64) * out_stride
+        base = out8 + (n * Vout + clean + j).to(tl.int64) * out_stride
     return base
 
 

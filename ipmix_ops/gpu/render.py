@@ -45,17 +45,48 @@ def _device_table(device: torch.device) -> torch.Tensor:
     return _STATE[key]
 
 
-def _scratch(device: torch.device, bv: int, s: int) -> tuple[torch.Tensor, ...]:
-    """(bufs uint8 [BV, S, S, 3], acc int16 [BV, S, S, 3], statlut int32 [BV, 3, 256])."""
-    key = ("scratch", str(device), bv, s)
+#: the renderer's scratch is at most this many batches of views (uint8 ``[B, V, S, S, 3]``,
+#: the output's size): the GPU memory of a batch is the bank, the output and the scratch
+SCRATCH_BATCHES = 2
+
+
+def _alloc_scratch(device: torch.device, n: int, vi: int, clean: int, s: int) -> tuple:
+    """The scratch of ``n`` images of ``vi`` IPMix views each: ``bufs`` uint8
+    ``[n (vi - clean), S, S, 3]`` (working plane 0 of the views that have no clean slot to
+    borrow), ``acc`` int16 ``[n vi, S, S, 3]`` (zeros), ``statlut`` int32 ``[n vi, 3, 256]``."""
+    return (
+        torch.empty((n * max(vi - clean, 0), s, s, 3), dtype=torch.uint8, device=device),
+        torch.zeros((n * vi, s, s, 3), dtype=torch.int16, device=device),
+        torch.empty((n * vi, 3, 256), dtype=torch.int32, device=device),
+    )
+
+
+def chunk_images(b: int, vi: int, clean: int, s: int) -> int:
+    """Images rendered per group of launches: all ``b`` when their scratch fits in
+    :data:`SCRATCH_BATCHES` batches of views (``b * (vi + clean)`` uint8 views), else the
+    fewest equal groups that do (one view: two). The bytes per image are those
+    :func:`_alloc_scratch` allocates (measured on the ``meta`` device). At least one image."""
+    per_image = sum(t.nbytes for t in _alloc_scratch(torch.device("meta"), 1, vi, clean, s))
+    budget = SCRATCH_BATCHES * b * (vi + clean) * s * s * 3
+    most = max(1, budget // max(per_image, 1))
+    groups = -(-b // most)
+    return -(-b // groups)
+
+
+def scratch_bytes(b: int, vi: int, clean: int, s: int) -> int:
+    """Bytes of the scratch :func:`ipmix_apply` allocates for ``b`` images of ``vi`` IPMix
+    views (plus ``clean`` clean views) at side ``s``."""
+    n = chunk_images(b, vi, clean, s)
+    return sum(t.nbytes for t in _alloc_scratch(torch.device("meta"), n, vi, clean, s))
+
+
+def _scratch(device: torch.device, n: int, vi: int, clean: int, s: int) -> tuple:
+    """:func:`_alloc_scratch`, cached per (device, n, vi, clean, s)."""
+    key = ("scratch", str(device), n, vi, clean, s)
     if key not in _STATE:
         if len(_STATE) > 8:  # a few sizes at most; drop the old scratch
             _STATE.clear()
-        _STATE[key] = (
-            torch.empty((bv, s, s, 3), dtype=torch.uint8, device=device),
-            torch.zeros((bv, s, s, 3), dtype=torch.int16, device=device),
-            torch.empty((bv, 3, 256), dtype=torch.int32, device=device),
-        )
+        _STATE[key] = _alloc_scratch(device, n, vi, clean, s)
     return _STATE[key]
 
 
@@ -131,18 +162,44 @@ def ipmix_apply(
     itab, ftab, dtab, luts = (
         torch.from_numpy(a).to(dev, non_blocking=nb) for a in (itab_np, ftab_np, dtab_np, luts_np)
     )
-    bv = b * vi
-    bufs, acc, statlut = _scratch(dev, max(bv, 1), s)
-    acc.zero_()
+    group = chunk_images(b, vi, clean, s) if b * vi else max(b, 1)
+    scratch = _scratch(dev, group, vi, clean, s)
+    for b0 in range(0, b, group):  # groups of launches: the whole batch, one view: halves
+        b1 = min(b, b0 + group)
+        v0, v1 = b0 * vi, b1 * vi
+        _render_group(
+            images[b0:b1],
+            bank,
+            (itab_np[v0:v1], itab[v0:v1], ftab[v0:v1], dtab[v0:v1], luts),
+            scratch,
+            out[b0:b1],
+            cfg,
+            vi,
+            clean,
+        )
+    return out
+
+
+def _render_group(images, bank, tables, scratch, out, cfg, vi, clean) -> None:
+    """Every launch of ``images`` [n, S, S, 3] into ``out`` [n, Vout, ...] (no host sync)."""
+    itab_np, itab, ftab, dtab, luts = tables
+    bufs, acc, statlut = scratch
+    b, s, k, t = images.shape[0], cfg.image_size, cfg.k, cfg.t
+    vout, bv, dev = vi + clean, b * vi, images.device
+    acc[:bv].zero_()
     tw = min(64, triton.next_power_of_2(s))
     th = max(1, TILE_PIXELS // tw)
     n_tx, n_ty = triton.cdiv(s, tw), triton.cdiv(s, th)
     f = bank.shape[1]
     dtable = _device_table(dev)
     wrap = cfg.overflow == "wrap"
-    # the second working plane of image chains: each IPMix view's own output slot
+    # the second working plane of image chains: each IPMix view's own output slot (and the
+    # first plane of view 0 the clean slot, when there is one)
     out8 = out.view(torch.uint8)
     plane1 = (out8, vout, clean, s * s * 3 * out.element_size())
+    dtype = out.dtype
+    if bufs.numel() == 0:  # every view borrows a clean slot: bufs is never read
+        bufs = out8
     for c in range(k if bv else 0):
         for d in range(t):
             if not layout.active(itab_np, c, d):
@@ -207,7 +264,6 @@ def ipmix_apply(
         BLOCK=WRITE_BLOCK,
         **_LAUNCH,
     )
-    return out
 
 
 def ipmix_batch(
