@@ -7,6 +7,9 @@ result is [B, V, S, S, 3] uint8 (or float32 in [0, 255]) on that device. Records
 and turned into tables on the host (:mod:`ipmix_ops.gpu.layout`), copied once, and the batch
 runs without host synchronisation: per chain c and step d one stats launch (only when a
 view needs an equalize / autocontrast / contrast LUT) and one step launch, then one write.
+The scratch stays within :data:`SCRATCH_BATCHES` batches of views: a batch whose scratch
+would not fit (one view: 3 bytes of scratch per output byte) is rendered in equal groups
+of images, each with its own launches (one view: two).
 
 On CPU tensors the kernels run under Triton's interpreter, which must be selected before
 Triton is imported: ``TRITON_INTERPRET=1``.
