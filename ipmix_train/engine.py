@@ -1,5 +1,6 @@
 """The parts of the trainer a test may call alone: process group, model, optimiser,
-learning-rate schedule, device-side normalisation, one train epoch and one evaluation."""
+learning-rate schedule, one train epoch and one evaluation (the input side, normalisation,
+synthetic batches, prefetcher and data-wait clock, is :mod:`ipmix_train.inputs`)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,24 @@ import torchvision
 from tqdm import tqdm
 
 from fractal_store.store import default_workers
-from pipelines.contract import Normalise
 
+from .inputs import DevicePrefetcher, Normalizer, StepClock, SyntheticLoader
 from .losses import ipmix_loss
 from .metrics import calibration_rms, topk_correct
-from .prefetch import DevicePrefetcher, StepClock
+
+__all__ = [
+    "DistEnv",
+    "Normalizer",
+    "SyntheticLoader",
+    "Trainer",
+    "all_reduce_sum",
+    "any_rank",
+    "autocast",
+    "build_model",
+    "lr_at",
+    "param_groups",
+    "setup_distributed",
+]
 
 
 # ---------------------------------------------------------------------- processes
@@ -119,59 +133,6 @@ def lr_at(step: int, total: int, *, lr: float, final_lr: float, warmup: int) -> 
 
 
 # ---------------------------------------------------------------------- batches
-class Normalizer:
-    """uint8 NCHW batches (or ``(clean, a, b)`` views) -> one float32 batch on the device,
-    ``(x / 255 - mean) / std``, views concatenated along the batch; channels-last on
-    request. Float batches pass through (already normalised by the loader)."""
-
-    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], channels_last: bool):
-        self.normalise = Normalise(mean, std)
-        self.channels_last = channels_last
-
-    def __call__(self, images: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
-        x = torch.cat(images, dim=0) if isinstance(images, (tuple, list)) else images
-        if x.dtype == torch.uint8:
-            x = self.normalise(x)
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
-
-
-class SyntheticLoader:
-    """``steps`` identical random uint8 batches made once on the device: the loader-free
-    ceiling of the training step. Same contract as :func:`pipelines.build_loader`."""
-
-    def __init__(
-        self,
-        steps: int,
-        batch_size: int,
-        image_size: int,
-        views: int,
-        classes: int,
-        device: torch.device,
-        seed: int = 0,
-    ) -> None:
-        g = torch.Generator().manual_seed(seed)
-        shape = (batch_size, 3, image_size, image_size)
-        imgs = [torch.randint(0, 256, shape, dtype=torch.uint8, generator=g) for _ in range(views)]
-        imgs = [x.to(device).contiguous(memory_format=torch.channels_last) for x in imgs]
-        self.images = tuple(imgs) if views > 1 else imgs[0]
-        self.labels = torch.randint(0, classes, (batch_size,), generator=g).to(device)
-        self.steps, self.epoch, self.start_batch = steps, 0, 0
-
-    starts_mid_epoch = True
-
-    def __len__(self) -> int:
-        return self.steps
-
-    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
-        self.epoch, self.start_batch = int(epoch), int(start_batch)
-
-    def __iter__(self) -> Iterator[tuple[Any, torch.Tensor]]:
-        start, self.start_batch = self.start_batch, 0
-        self.epoch += 1
-        for _ in range(start, self.steps):
-            yield self.images, self.labels
-
-
 def autocast(device: torch.device, amp: bool):
     """bf16 autocast on CUDA when ``amp``; nothing on the CPU."""
     if amp and device.type == "cuda":
@@ -263,8 +224,8 @@ class Trainer:
         synthetic) starts the pass at ``step_in_epoch`` without reading the batches before
         it; with other loaders (DALI) those batches are drawn and dropped. Either way the
         rest are the same as in an uninterrupted run. Batches come through
-        :class:`~ipmix_train.prefetch.DevicePrefetcher` (a side CUDA stream; the CPU: as
-        they are) and the data wait is measured by :class:`~ipmix_train.prefetch.StepClock`.
+        :class:`~ipmix_train.inputs.DevicePrefetcher` (a side CUDA stream; the CPU: as
+        they are) and the data wait is measured by :class:`~ipmix_train.inputs.StepClock`.
 
         Returns the epoch's statistics over all ranks (:meth:`epoch_stats`); ``steps`` and
         ``train_loss`` count the whole epoch, the steps of a run stopped before this one

@@ -1,5 +1,5 @@
 """The training step and its records: the prefetcher and data-wait clock
-(ipmix_train.prefetch), the FFCV loader's mid-epoch start, the checkpoint written before
+(ipmix_train.inputs), the FFCV loader's mid-epoch start, the checkpoint written before
 validation, and the log after a resume (whole-epoch totals, this process's steps apart).
 CPU tests use tiny models; the ``gpu`` test runs only where CUDA is."""
 
@@ -15,7 +15,7 @@ import torch
 from ipmix_train.checkpoint import load_checkpoint
 from ipmix_train.config import make_config
 from ipmix_train.engine import DistEnv, Normalizer, SyntheticLoader, Trainer
-from ipmix_train.prefetch import DevicePrefetcher, StepClock, to_device
+from ipmix_train.inputs import DevicePrefetcher, StepClock, to_device
 from train.imagenet import run
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
@@ -159,9 +159,14 @@ def test_cuda_step_has_no_host_synchronisation() -> None:
     step and the clock's events, under torch's sync debug mode set to raise on any
     synchronising call; then the clock reads its events and the weights moved."""
     dev = torch.device("cuda", torch.cuda.current_device())
-    t = _tiny_trainer(8, dev)
+    t = _tiny_trainer(9, dev)
     clock = StepClock(dev)
     loader = _Batches(8)
+    # one step first: the normalisation constants move to the device once (a blocking copy)
+    t.train_step(
+        torch.zeros(2, 3, 4, 4, dtype=torch.uint8, device=dev),
+        torch.zeros(2, device=dev, dtype=torch.int64),
+    )
     before = [p.detach().clone() for p in t.raw.parameters()]
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")

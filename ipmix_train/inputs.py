@@ -1,4 +1,5 @@
-"""The training step's input side: the CUDA prefetcher and the data-wait clock.
+"""The training step's input side: device-side normalisation, synthetic batches, the CUDA
+prefetcher and the data-wait clock.
 
 :class:`DevicePrefetcher` fetches each batch on a side CUDA stream, so that the loader's
 device work for batch ``i + 1`` (the host-to-device copy from pinned memory, GPU IPMix,
@@ -17,6 +18,61 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
+
+from pipelines.contract import Normalise
+
+
+class Normalizer:
+    """uint8 NCHW batches (or ``(clean, a, b)`` views) -> one float32 batch on the device,
+    ``(x / 255 - mean) / std``, views concatenated along the batch; channels-last on
+    request. Float batches pass through (already normalised by the loader)."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], channels_last: bool):
+        self.normalise = Normalise(mean, std)
+        self.channels_last = channels_last
+
+    def __call__(self, images: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
+        x = torch.cat(images, dim=0) if isinstance(images, (tuple, list)) else images
+        if x.dtype == torch.uint8:
+            x = self.normalise(x)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+
+class SyntheticLoader:
+    """``steps`` identical random uint8 batches made once on the device: the loader-free
+    ceiling of the training step. Same contract as :func:`pipelines.build_loader`."""
+
+    def __init__(
+        self,
+        steps: int,
+        batch_size: int,
+        image_size: int,
+        views: int,
+        classes: int,
+        device: torch.device,
+        seed: int = 0,
+    ) -> None:
+        g = torch.Generator().manual_seed(seed)
+        shape = (batch_size, 3, image_size, image_size)
+        imgs = [torch.randint(0, 256, shape, dtype=torch.uint8, generator=g) for _ in range(views)]
+        imgs = [x.to(device).contiguous(memory_format=torch.channels_last) for x in imgs]
+        self.images = tuple(imgs) if views > 1 else imgs[0]
+        self.labels = torch.randint(0, classes, (batch_size,), generator=g).to(device)
+        self.steps, self.epoch, self.start_batch = steps, 0, 0
+
+    starts_mid_epoch = True
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch, self.start_batch = int(epoch), int(start_batch)
+
+    def __iter__(self) -> Iterator[tuple[Any, torch.Tensor]]:
+        start, self.start_batch = self.start_batch, 0
+        self.epoch += 1
+        for _ in range(start, self.steps):
+            yield self.images, self.labels
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
