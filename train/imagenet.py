@@ -20,8 +20,8 @@ global batch, split over the ranks); only rank 0 logs and writes checkpoints.
 Outputs in ``--out``: ``config.json`` (resolved options, IPMix config, versions, git SHA),
 ``log.jsonl`` (one JSON record per epoch: train loss, val top-1/top-5 and RMS calibration
 error in %, samples/s and images/s, total and per rank, compute images/s, data wait in %,
-peak GPU memory; keys and units in the README), ``checkpoint.pt`` (atomic; written every epoch and
-when stopped by ``--max-steps``, SIGTERM or SIGINT). ``--resume`` continues exactly where
+peak GPU memory; keys and units in the README), ``checkpoint.pt`` (atomic; written every
+epoch and when stopped by ``--max-steps``, SIGTERM or SIGINT). ``--resume`` continues exactly where
 the checkpoint stands, mid-epoch included (the torch, FFCV and synthetic loaders start at the
 saved batch; DALI draws and drops the batches before it). The checkpoint is written before
 validation.
