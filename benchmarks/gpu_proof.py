@@ -6,9 +6,13 @@
                                                 # interpreter: < 1 min (run by the CPU suite)
 
 Steps, each timed and recorded in one JSON file (``benchmarks/results/gpu-proof-<time>.json``;
-``--dry-run`` writes to ``--out`` or a temporary file, never into the results):
+``--dry-run`` writes to ``--out`` or a temporary file, never into the results), then the
+README's GPU table (between ``<!-- gpu-proof:begin -->`` and ``<!-- gpu-proof:end -->``,
+:mod:`benchmarks.gpu_proof_table`) rendered from that JSON; ``--dry-run`` prints the table
+and writes it into a temporary copy of the README only (``--readme``), never README.md:
 
-1. ``gpu_tests``: ``pytest -m gpu tests/test_gpu_*.py`` (``--dry-run``: only collects them).
+1. ``gpu_tests``: ``pytest -m gpu tests/test_gpu_*.py tests/test_train_step.py`` (the
+   prefetcher and the step without host synchronisation; ``--dry-run``: only collects them).
 2. ``ipmix_bench``: ``benchmarks/bench_gpu_ipmix.py`` (the renderer alone, beside its roofline
    and the CPU fast path per core).
 3. ``train``: ResNet-50 (bf16 autocast, channels-last, SGD, batch 256, 224 px) on synthetic
@@ -31,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -45,6 +50,7 @@ if str(ROOT) not in sys.path:  # run as a script: the benchmarks package sits at
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import write_result  # noqa: E402
+from benchmarks.gpu_proof_table import render_table, write_readme_table  # noqa: E402
 from ipmix_train.runinfo import run_metadata  # noqa: E402
 
 JSD_GOAL = 0.97
@@ -70,6 +76,7 @@ def gpu_tests(dry: bool) -> dict:
     # the files that hold GPU tests: the other test modules import FFCV or DALI, which a GPU
     # machine may not have
     files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_gpu_*.py"))
+    files.append("tests/test_train_step.py")  # imports torch only, FFCV inside its test
     cmd = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", *files]
     if dry:
         cmd.insert(3, "--collect-only")
@@ -249,7 +256,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, help="a dataset for the loader step (optional)")
     ap.add_argument("--skip", default="", help="comma list of steps to skip")
     ap.add_argument("--out", type=Path, help="the JSON file (default: benchmarks/results/)")
+    ap.add_argument(
+        "--readme",
+        type=Path,
+        help="the README to write the GPU table into (default: README.md after a GPU run, "
+        "a temporary copy of it for --dry-run)",
+    )
     args = ap.parse_args(argv)
+    readme = ROOT / "README.md"
+    if args.dry_run and args.readme is not None and args.readme.resolve() == readme.resolve():
+        ap.error(f"--readme {args.readme}: a dry run never writes the project's README")
 
     import torch
 
@@ -283,6 +299,13 @@ def main(argv: list[str] | None = None) -> int:
     path = write_result("gpu-proof", result, str(out) if out else None)
     failed = [k for k, v in steps.items() if isinstance(v, dict) and v.get("rc", 0) != 0]
     print(f"gpu_proof: {result['seconds']} s, wrote {path}")
+    table = render_table(result, path.name)
+    target = args.readme
+    if target is None and args.dry_run:
+        target = path.with_name(f"README-gpu-proof-dry-{os.getpid()}.md")
+        shutil.copyfile(readme, target)
+    print(table)
+    print(f"gpu_proof: GPU table written into {write_readme_table(target or readme, table)}")
     if failed:
         print(f"gpu_proof: failed steps: {', '.join(failed)}", file=sys.stderr)
         return 1

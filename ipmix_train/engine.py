@@ -1,5 +1,6 @@
 """The parts of the trainer a test may call alone: process group, model, optimiser,
-learning-rate schedule, device-side normalisation, one train epoch and one evaluation."""
+learning-rate schedule, one train epoch and one evaluation (the input side, normalisation,
+synthetic batches, prefetcher and data-wait clock, is :mod:`ipmix_train.inputs`)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,24 @@ import torchvision
 from tqdm import tqdm
 
 from fractal_store.store import default_workers
-from pipelines.contract import Normalise
 
+from .inputs import DevicePrefetcher, Normalizer, StepClock, SyntheticLoader
 from .losses import ipmix_loss
 from .metrics import calibration_rms, topk_correct
+
+__all__ = [
+    "DistEnv",
+    "Normalizer",
+    "SyntheticLoader",
+    "Trainer",
+    "all_reduce_sum",
+    "any_rank",
+    "autocast",
+    "build_model",
+    "lr_at",
+    "param_groups",
+    "setup_distributed",
+]
 
 
 # ---------------------------------------------------------------------- processes
@@ -118,59 +133,6 @@ def lr_at(step: int, total: int, *, lr: float, final_lr: float, warmup: int) -> 
 
 
 # ---------------------------------------------------------------------- batches
-class Normalizer:
-    """uint8 NCHW batches (or ``(clean, a, b)`` views) -> one float32 batch on the device,
-    ``(x / 255 - mean) / std``, views concatenated along the batch; channels-last on
-    request. Float batches pass through (already normalised by the loader)."""
-
-    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], channels_last: bool):
-        self.normalise = Normalise(mean, std)
-        self.channels_last = channels_last
-
-    def __call__(self, images: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
-        x = torch.cat(images, dim=0) if isinstance(images, (tuple, list)) else images
-        if x.dtype == torch.uint8:
-            x = self.normalise(x)
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
-
-
-class SyntheticLoader:
-    """``steps`` identical random uint8 batches made once on the device: the loader-free
-    ceiling of the training step. Same contract as :func:`pipelines.build_loader`."""
-
-    def __init__(
-        self,
-        steps: int,
-        batch_size: int,
-        image_size: int,
-        views: int,
-        classes: int,
-        device: torch.device,
-        seed: int = 0,
-    ) -> None:
-        g = torch.Generator().manual_seed(seed)
-        shape = (batch_size, 3, image_size, image_size)
-        imgs = [torch.randint(0, 256, shape, dtype=torch.uint8, generator=g) for _ in range(views)]
-        imgs = [x.to(device).contiguous(memory_format=torch.channels_last) for x in imgs]
-        self.images = tuple(imgs) if views > 1 else imgs[0]
-        self.labels = torch.randint(0, classes, (batch_size,), generator=g).to(device)
-        self.steps, self.epoch, self.start_batch = steps, 0, 0
-
-    starts_mid_epoch = True
-
-    def __len__(self) -> int:
-        return self.steps
-
-    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
-        self.epoch, self.start_batch = int(epoch), int(start_batch)
-
-    def __iter__(self) -> Iterator[tuple[Any, torch.Tensor]]:
-        start, self.start_batch = self.start_batch, 0
-        self.epoch += 1
-        for _ in range(start, self.steps):
-            yield self.images, self.labels
-
-
 def autocast(device: torch.device, amp: bool):
     """bf16 autocast on CUDA when ``amp``; nothing on the CPU."""
     if amp and device.type == "cuda":
@@ -209,6 +171,9 @@ class Trainer:
     epoch: int = 0
     step_in_epoch: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    # the current epoch's steps and sum of their (rank-mean) losses before this pass: a run
+    # stopped mid-epoch keeps them in its checkpoint, so the resumed epoch's record is whole
+    epoch_sums: dict[str, float] = field(default_factory=lambda: {"steps": 0, "loss": 0.0})
 
     def set_lr(self) -> float:
         lr = lr_at(
@@ -249,20 +214,22 @@ class Trainer:
         should_stop: Callable[[], bool],
         max_steps: int | None = None,
         progress: bool = True,
-    ) -> dict[str, float]:
+    ) -> dict[str, Any]:
         """Train from ``(epoch, step_in_epoch)`` to the end of the epoch, ``max_steps`` or a
         stop request. No host synchronisation per step: the ranks agree on a stop request
         (one all-reduce) every ``sync_every`` steps of the run (``step % sync_every == 0``,
         so every rank stops at the same step), and the loss is read back only then;
         ``max_steps`` and the epoch's end are the same on every rank and need no agreement.
-        After a resume mid-epoch a loader with ``starts_mid_epoch`` (torch, synthetic)
-        starts the pass at ``step_in_epoch`` without reading the batches before it; with
-        other loaders (FFCV, DALI) those batches are drawn and dropped. Either way the rest
-        are the same as in an uninterrupted run.
+        After a resume mid-epoch a loader with ``starts_mid_epoch`` (all of this
+        project's: torch, FFCV, DALI, synthetic) starts the pass at ``step_in_epoch``
+        without reading the batches before it; with any other loader those batches are
+        drawn and dropped. Either way the rest are the same as in an uninterrupted run. Batches come through
+        :class:`~ipmix_train.inputs.DevicePrefetcher` (a side CUDA stream; the CPU: as
+        they are) and the data wait is measured by :class:`~ipmix_train.inputs.StepClock`.
 
-        Returns the epoch's statistics over all ranks. The wait for the first batch
-        (loader start-up, JIT compilation) is reported apart (``first_batch_s``); images/s
-        and ``data_wait`` (time blocked on the loader / step time) count from its arrival.
+        Returns the epoch's statistics over all ranks (:meth:`epoch_stats`); ``steps`` and
+        ``train_loss`` count the whole epoch, the steps of a run stopped before this one
+        included (:attr:`epoch_sums`, kept in the checkpoint).
         """
         self.model.train()
         done = self.step_in_epoch
@@ -272,7 +239,10 @@ class Trainer:
         else:
             loader.set_epoch(self.epoch)
             skip = done
-        it = iter(loader)
+        dev = self.env.device
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+        it = iter(DevicePrefetcher(loader, dev))
         bar = tqdm(
             total=self.steps_per_epoch,
             initial=done,
@@ -281,9 +251,10 @@ class Trainer:
             leave=False,
             dynamic_ncols=True,
         )
-        loss_sum = torch.zeros((), dtype=torch.float64, device=self.env.device)
-        n_batches = n_images = 0
-        wait = first_wait = 0.0
+        loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+        n_batches = n_samples = 0
+        first_wait = 0.0
+        clock = StepClock(dev)
         t_start = time.perf_counter()
         try:
             for _ in range(skip):
@@ -297,45 +268,100 @@ class Trainer:
                 if n_batches == 0:  # loader start-up and JIT compilation: reported apart
                     t_start = time.perf_counter()
                     first_wait = t_start - t0
-                else:
-                    wait += time.perf_counter() - t0
+                clock.ready()
                 loss = self.train_step(images, labels)
+                clock.done()
                 loss_sum += loss
                 n_batches += 1
-                n_images += labels.shape[0]
+                n_samples += labels.shape[0]
                 bar.update(1)
                 if max_steps is not None and self.step >= max_steps:
                     break
                 if self.step % self.sync_every == 0:  # the only host sync between epochs
                     bar.set_postfix(loss=f"{float(loss):.3f}")
+                    clock.drain()
                     if any_rank(should_stop(), self.env):
                         break
                 elif not self.env.distributed and should_stop():
                     break  # one process: nothing to agree on
-            if self.env.device.type == "cuda":
-                torch.cuda.synchronize(self.env.device)
+            wait, span = clock.totals()
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
             elapsed = time.perf_counter() - t_start
         finally:
             bar.close()
             _close(it)
-        loss_total, batches, images_total, wait_total, time_total, first_total = all_reduce_sum(
-            [float(loss_sum), n_batches, n_images, wait, elapsed, first_wait], self.env
+        peak = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None
+        sums = all_reduce_sum(
+            [float(loss_sum), n_batches, n_samples, wait, span, elapsed, first_wait], self.env
         )
+        if peak is not None and self.env.distributed:
+            most = torch.tensor([peak], dtype=torch.float64, device=dev)
+            dist.all_reduce(most, op=dist.ReduceOp.MAX)
+            peak = float(most.item())
+        return self.epoch_stats(*sums, peak_mib=peak)
+
+    def epoch_stats(
+        self,
+        loss_sum: float,
+        batches: float,
+        samples: float,
+        wait: float,
+        span: float,
+        elapsed: float,
+        first_wait: float,
+        *,
+        peak_mib: float | None,
+    ) -> dict[str, Any]:
+        """The record of the epoch from sums over the ranks of this pass's per-step loss,
+        batches, samples, data wait, step span, wall time and first-batch wait (seconds),
+        plus :attr:`epoch_sums`; advances to the next epoch when this one is complete.
+
+        Units in the keys: a sample is one dataset image; the network sees
+        ``images_per_sample`` images of it (3 in JSD mode: clean + 2 IPMix views).
+        ``images_per_s``: over the pass's wall time (first batch excluded);
+        ``compute_images_per_s``: over its step time less the data wait; ``_per_rank``:
+        one rank's (one GPU's) share; ``data_wait_pct``: wait / step span, percent;
+        ``peak_gpu_mem_mib``: the largest peak over the ranks, None on the CPU.
+        """
         w = self.env.world_size
+        steps_run = round(batches / w)
+        carry = self.epoch_sums
+        loss_steps = carry["steps"] + steps_run
+        loss = (carry["loss"] + loss_sum / w) / max(1, loss_steps)
+        seconds, compute = elapsed / w, (span - wait) / w
+        images = samples * self.views
+        stats: dict[str, Any] = {
+            "train_loss": loss,
+            "steps": self.step_in_epoch,  # of the whole epoch, before a resume included
+            "steps_run": steps_run,  # trained by this pass
+            "samples_run": round(samples),  # trained by this pass, all ranks
+            "images_per_sample": self.views,
+            "samples_per_s": samples / seconds if steps_run else None,
+            "images_per_s": images / seconds if steps_run else None,
+            "images_per_s_per_rank": images / seconds / w if steps_run else None,
+            "compute_images_per_s": images / compute if steps_run and compute > 0 else None,
+            "compute_images_per_s_per_rank": (
+                images / compute / w if steps_run and compute > 0 else None
+            ),
+            "data_wait_pct": 100.0 * wait / span if span > 0 else None,
+            "peak_gpu_mem_mib": None if peak_mib is None else round(peak_mib, 1),
+            "first_batch_s": first_wait / w,
+            "train_seconds": seconds,
+            "compute_seconds": compute,
+            "wait_seconds": wait / w,
+        }
         if self.step_in_epoch >= self.steps_per_epoch:
             self.epoch, self.step_in_epoch = self.epoch + 1, 0
-        return {
-            "train_loss": loss_total / max(1, batches),
-            "images_per_s": images_total / max(1e-9, time_total / w),
-            "data_wait": wait_total / max(1e-9, time_total),
-            "first_batch_s": first_total / w,
-            "train_seconds": time_total / w,
-            "steps": int(batches / w),
-        }
+            self.epoch_sums = {"steps": 0, "loss": 0.0}
+        else:
+            self.epoch_sums = {"steps": loss_steps, "loss": carry["loss"] + loss_sum / w}
+        return stats
 
     @torch.no_grad()
     def evaluate(self, loader: Any) -> dict[str, float]:
-        """Val loss, top-1/top-5 accuracy (%) and RMS calibration error over all ranks."""
+        """Val loss, top-1/top-5 accuracy and RMS calibration error over all ranks, the
+        last three in percent (``_pct``, as :mod:`ipmix_train.evaluate` reports them)."""
         self.raw.eval()
         loss = top1 = top5 = n = 0.0
         conf, hit = [], []
@@ -362,8 +388,8 @@ class Trainer:
             raise RuntimeError("the val loader yielded no samples")
         return {
             "val_loss": loss / n,
-            "val_top1": 100.0 * top1 / n,
-            "val_top5": 100.0 * top5 / n,
-            "calib_rms": calibration_rms(conf_all, hit_all),
+            "val_top1_pct": 100.0 * top1 / n,
+            "val_top5_pct": 100.0 * top5 / n,
+            "calib_rms_pct": 100.0 * calibration_rms(conf_all, hit_all),
             "val_images": int(n),
         }

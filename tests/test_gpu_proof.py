@@ -9,12 +9,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from benchmarks.gpu_proof_table import BEGIN, END
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_gpu_proof_dry_run_writes_a_complete_result(tmp_path):
     out = tmp_path / "proof.json"
     env = {**os.environ, "TRITON_INTERPRET": "1"}
+    readme_before = (ROOT / "README.md").read_text()
     proc = subprocess.run(
         [sys.executable, "benchmarks/gpu_proof.py", "--dry-run", "--out", str(out)],
         cwd=ROOT,
@@ -35,3 +40,35 @@ def test_gpu_proof_dry_run_writes_a_complete_result(tmp_path):
         assert row["samples/s"] > 0 and row["ms/step"] > 0
     assert 0 < train["ipmix_over_synthetic"]["jsd"] and train["jsd_goal_met"] is None
     assert steps["loaders"] == {"skipped": "no --data given"}
+    # the GPU table: printed, written into a temporary copy of the README, never README.md
+    assert (ROOT / "README.md").read_text() == readme_before
+    copies = list(tmp_path.glob("README-gpu-proof-dry-*.md"))
+    assert len(copies) == 1, list(tmp_path.iterdir())
+    text = copies[0].read_text()
+    section = text.split(BEGIN)[1].split(END)[0]
+    assert "DRY RUN" in section and "JSD, synthetic + GPU IPMix" in section
+    assert f"{train['rows']['jsd-ipmix']['samples/s']} |" in section
+    assert section.strip() in proc.stdout
+    assert text.split(BEGIN)[0] == readme_before.split(BEGIN)[0]  # nothing else changed
+    assert text.split(END)[1] == readme_before.split(END)[1]
+
+
+def test_dry_run_refuses_to_write_the_readme():
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/gpu_proof.py", "--dry-run", "--readme", "README.md"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "never writes the project's README" in proc.stderr
+
+
+def test_readme_table_needs_its_markers(tmp_path):
+    from benchmarks.gpu_proof_table import write_readme_table
+
+    bad = tmp_path / "README.md"
+    bad.write_text("no markers here\n")
+    with pytest.raises(ValueError, match="README.md"):
+        write_readme_table(bad, "| x |")
+    assert BEGIN in (ROOT / "README.md").read_text()

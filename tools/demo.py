@@ -163,9 +163,9 @@ def step_train(out: Path, data_root: Path, beton: Path) -> None:
             raise SystemExit(f"training with --pipeline {pipeline} failed ({how})")
         final = [json.loads(x) for x in (run_dir / "log.jsonl").read_text().splitlines()][-1]
         print(
-            f"   {pipeline}: {final['step']} steps, val top-1 {final['val_top1']:.1f}% "
-            f"(10 classes, chance 10%), {final['images_per_s']:.0f} train img/s, "
-            f"data wait {100 * final['data_wait']:.0f}% of the step time; log {run_dir}"
+            f"   {pipeline}: {final['step']} steps, val top-1 {final['val_top1_pct']:.1f}% "
+            f"(10 classes, chance 10%), {final['samples_per_s']:.0f} train samples/s, "
+            f"data wait {final['data_wait_pct']:.0f}% of the step time; log {run_dir}"
         )
 
 

@@ -18,11 +18,13 @@ DDP: under ``torchrun`` every rank reads its own shard of each epoch (``batch_si
 global batch, split over the ranks); only rank 0 logs and writes checkpoints.
 
 Outputs in ``--out``: ``config.json`` (resolved options, IPMix config, versions, git SHA),
-``log.jsonl`` (one JSON record per epoch: train loss, val top-1/top-5, RMS calibration
-error, images/s, data-wait fraction), ``checkpoint.pt`` (atomic; written every epoch and
-when stopped by ``--max-steps``, SIGTERM or SIGINT). ``--resume`` continues exactly where
-the checkpoint stands, mid-epoch included (the torch and synthetic loaders start at the saved
-batch; FFCV and DALI draw and drop the batches before it).
+``log.jsonl`` (one JSON record per epoch: train loss, val top-1/top-5 and RMS calibration
+error in %, samples/s and images/s, total and per rank, compute images/s, data wait in %,
+peak GPU memory; keys and units in the README), ``checkpoint.pt`` (atomic; written every
+epoch and when stopped by ``--max-steps``, SIGTERM or SIGINT). ``--resume`` continues exactly where
+the checkpoint stands, mid-epoch included (every loader starts at the saved batch, without
+reading the batches before it). The checkpoint is written before
+validation.
 
 No host synchronisation per step: the ranks agree on a stop request (and the loss is read
 back) every ``--sync-every`` steps, so a signal takes effect at the next such step.
@@ -377,6 +379,7 @@ def checkpoint_state(t: Trainer, cfg: TrainConfig) -> dict[str, Any]:
         "epoch": t.epoch,
         "step_in_epoch": t.step_in_epoch,
         "step": t.step,
+        "epoch_sums": t.epoch_sums,
         "rng": rng_state(),
         "config": cfg.to_dict(),
     }
@@ -391,6 +394,7 @@ def restore(t: Trainer, cfg: TrainConfig, path: Path) -> None:
     except (RuntimeError, ValueError, KeyError) as e:
         raise CheckpointError(f"{path}: does not fit this model/optimiser ({e})") from e
     t.epoch, t.step_in_epoch, t.step = state["epoch"], state["step_in_epoch"], state["step"]
+    t.epoch_sums = dict(state.get("epoch_sums", {"steps": 0, "loss": 0.0}))
     set_rng_state(state["rng"])
     saved = state.get("config", {})
     changed = sorted(
@@ -480,7 +484,7 @@ def _run(cfg: TrainConfig, env: DistEnv, stop: StopFlag) -> dict[str, Any]:
         return {"event": "stopped", "step": t.step, "epoch": t.epoch}
 
     last: dict[str, Any] = {}
-    throughput: list[tuple[float, float, float]] = []  # (images, seconds, seconds waited)
+    passes: list[dict[str, Any]] = []  # this process's train passes (epochs or parts)
     while t.epoch < cfg.epochs and (cfg.max_steps is None or t.step < cfg.max_steps):
         if any_rank(stop(), env):  # a signal during validation or saving
             return stopped()
@@ -491,69 +495,98 @@ def _run(cfg: TrainConfig, env: DistEnv, stop: StopFlag) -> dict[str, Any]:
             max_steps=cfg.max_steps,
             progress=cfg.progress,
         )
-        if stats["steps"]:
-            secs = stats["train_seconds"]
-            throughput.append((stats["steps"] * cfg.batch_size, secs, stats["data_wait"] * secs))
+        passes.append(stats)
         if any_rank(stop(), env):
             return stopped()
+        save()  # before validation: a crash there loses no training
         last = {
             "event": "epoch",
             "epoch": epoch,
             "step": t.step,
-            "partial": t.step_in_epoch != 0,
+            "partial": t.epoch == epoch,  # stopped by --max-steps before the epoch's end
             "image_size": cfg.train_size(epoch),
             "lr": t.optimizer.param_groups[0]["lr"],
             **stats,
         }
         if val is not None:
             last.update(t.evaluate(val))
-        save()
         if env.main:
             append_log(out, last)
             print(json.dumps(last), flush=True)
     if not last and val is not None:  # resumed a finished run: report its accuracy
         last = t.evaluate(val)
-    return finish(cfg, env, t, last, throughput, out)
+    return finish(env, t, last, passes, out)
+
+
+def process_totals(passes: list[dict[str, Any]]) -> dict[str, Any]:
+    """This process's training totals over its ``passes`` (:meth:`Trainer.train_epoch`
+    records): steps, seconds and rates in the units of the epoch records."""
+    steps = sum(p["steps_run"] for p in passes)
+    seconds = sum(p["train_seconds"] for p in passes if p["steps_run"])
+    compute = sum(p["compute_seconds"] for p in passes if p["steps_run"])
+    wait = sum(p["wait_seconds"] for p in passes if p["steps_run"])
+    samples = sum(p["samples_run"] for p in passes)
+    views = passes[0]["images_per_sample"] if passes else 1
+    peaks = [p["peak_gpu_mem_mib"] for p in passes if p["peak_gpu_mem_mib"] is not None]
+
+    def rate(n: float, s: float) -> float | None:
+        return n / s if steps and s > 0 else None
+
+    return {
+        "process_steps": steps,
+        "process_train_seconds": seconds,
+        "images_per_sample": views,
+        "samples_per_s": rate(samples, seconds),
+        "images_per_s": rate(samples * views, seconds),
+        "compute_images_per_s": rate(samples * views, compute),
+        "data_wait_pct": 100.0 * wait / (wait + compute) if wait + compute > 0 else None,
+        "peak_gpu_mem_mib": max(peaks) if peaks else None,
+    }
 
 
 def finish(
-    cfg: TrainConfig,
     env: DistEnv,
     t: Trainer,
     last: dict[str, Any],
-    throughput: list[tuple[float, float, float]],
+    passes: list[dict[str, Any]],
     out: Path,
 ) -> dict[str, Any]:
-    """Check the ranks hold the same weights, log and print the final record."""
+    """Check the ranks hold the same weights, log and print the final record: the run's
+    position (``epoch``, ``step``: optimiser steps of the whole run, resumed parts
+    included), the last validation, and this process's own steps, time and rates."""
     checksum = float(sum(p.detach().double().sum() for p in t.raw.parameters()))
     sums = [checksum]
     if env.distributed:
         sums = [None] * env.world_size
         torch.distributed.all_gather_object(sums, checksum)
-    images = sum(n for n, _, _ in throughput)
-    seconds = sum(s for _, s, _ in throughput)
-    waited = sum(w for _, _, w in throughput)
+    mine = process_totals(passes)
+    w = env.world_size
     final = {
         "event": "final",
         "epoch": t.epoch,
         "step": t.step,
-        "val_top1": last.get("val_top1"),
-        "val_top5": last.get("val_top5"),
-        "calib_rms": last.get("calib_rms"),
-        "images_per_s": images / seconds if seconds else None,
-        "data_wait": waited / seconds if seconds else None,
+        "val_top1_pct": last.get("val_top1_pct"),
+        "val_top5_pct": last.get("val_top5_pct"),
+        "calib_rms_pct": last.get("calib_rms_pct"),
+        **mine,
+        "images_per_s_per_rank": None if mine["images_per_s"] is None else mine["images_per_s"] / w,
+        "compute_images_per_s_per_rank": (
+            None if mine["compute_images_per_s"] is None else mine["compute_images_per_s"] / w
+        ),
+        "world_size": w,
         "param_checksums": sums,
         "ranks_agree": all(abs(s - sums[0]) <= 1e-6 * max(1.0, abs(sums[0])) for s in sums),
     }
     if env.main:
         append_log(out, final)
-        acc = "n/a" if final["val_top1"] is None else f"{final['val_top1']:.2f}%"
-        top5 = "" if final["val_top5"] is None else f" (top-5 {final['val_top5']:.2f}%)"
-        ips = final["images_per_s"]
+        acc = "n/a" if final["val_top1_pct"] is None else f"{final['val_top1_pct']:.2f}%"
+        top5 = "" if final["val_top5_pct"] is None else f" (top-5 {final['val_top5_pct']:.2f}%)"
+        unit = "images" if mine["images_per_sample"] == 1 else "images (3 per sample)"
         print(
-            f"final: val top-1 {acc}{top5}, train {ips or 0:.1f} img/s over "
-            f"{t.step} steps on {env.world_size} x {env.device.type} (data wait "
-            f"{100 * (final['data_wait'] or 0):.0f}% of the step time)",
+            f"final: val top-1 {acc}{top5}; this process trained {mine['process_steps']} "
+            f"steps (the run: {t.step}) at {mine['images_per_s'] or 0:.1f} {unit}/s on "
+            f"{w} x {env.device.type} (data wait {mine['data_wait_pct'] or 0:.1f}% of the "
+            "step time)",
             flush=True,
         )
     return final

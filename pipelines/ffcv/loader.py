@@ -28,6 +28,13 @@ the same seed gives the same bytes whatever the thread count; IPMix is keyed the
 An error inside IPMix is re-raised in the consumer (FFCV itself would end its loader thread
 and leave the consumer waiting forever).
 
+Mid-epoch start (``set_epoch(e, start_batch=k)``, a resume): FFCV's traversal order for
+epoch ``e`` is cut to the samples from ``k * batch_size`` on (:class:`StartAt`), so FFCV
+neither reads nor decodes the first ``k`` batches; the keyed crops, flips and IPMix make
+batches ``k, k+1, ...`` byte for byte those of a full pass. (``order="quasi_random"``:
+FFCV's own order there depends on how often it was drawn before, so no restart of a
+process reproduces it, with or without this.)
+
 ``ipmix_device="cuda"``: the loader threads run exactly the plain pipeline (decode, keyed
 crop and flip, uint8 to the device), so their CPU cost per sample is plain FFCV's; the label
 pipeline also yields each sample's dataset index (:mod:`pipelines.ffcv.indexed`) and IPMix
@@ -97,6 +104,19 @@ class ShardOrder(TraversalOrder):
         return self.indices[np.fromiter(iter(self.sampler), np.int64)]
 
 
+class StartAt:
+    """A loader's FFCV traversal order, from sample ``start`` of the epoch on: FFCV's
+    ``Loader.__iter__`` draws ``sample_order(epoch)`` and schedules (reads, decodes) only
+    what it returns. ``len(loader)`` is unchanged (FFCV counts its first order, drawn at
+    construction with ``start=0``)."""
+
+    def __init__(self, inner: TraversalOrder) -> None:
+        self.inner, self.start = inner, 0
+
+    def sample_order(self, epoch: int) -> np.ndarray:
+        return self.inner.sample_order(epoch)[self.start :]
+
+
 def to_device(device: torch.device) -> list[Operation]:
     """FFCV's ``ToDevice``, or nothing for the CPU: there it would only copy every batch
     into a second CPU buffer (the batch already lives in the loader's ring buffer)."""
@@ -150,7 +170,13 @@ def ffcv_order(opts: LoaderOptions) -> OrderOption | ShardOrder:
 
 
 class FFCVLoader(EpochLoader):
-    """Iterable over batches of the contract in :mod:`pipelines.contract`; see there."""
+    """Iterable over batches of the contract in :mod:`pipelines.contract`; see there.
+    Starts mid-epoch (``set_epoch(e, start_batch=k)``) by cutting FFCV's order
+    (:class:`StartAt`). FFCV copies to the device on its own streams and guards its ring
+    buffer with events on the consumer's stream: ``prefetches_to_device``."""
+
+    starts_mid_epoch = True
+    prefetches_to_device = True
 
     def __init__(
         self,
@@ -163,6 +189,8 @@ class FFCVLoader(EpochLoader):
     ) -> None:
         self.loader, self.cell, self.finish, self.ipmix = loader, cell, finish, ipmix
         self.device_ipmix, self.device = device_ipmix, device
+        self.order = StartAt(loader.traversal_order)
+        loader.traversal_order = self.order
 
     def _check(self, batches: Any) -> None:
         """Raise what went wrong in FFCV's loader thread instead of waiting forever."""
@@ -175,11 +203,16 @@ class FFCVLoader(EpochLoader):
         return len(self.loader)
 
     def __iter__(self) -> Any:
+        start, self.start_batch = self.start_batch, 0
         epoch = self._start_epoch()
         self.cell.epoch = epoch
         self.loader.next_epoch = epoch
-        with keep_torch_threads():
-            batches = iter(self.loader)
+        self.order.start = start * self.loader.batch_size
+        try:
+            with keep_torch_threads():
+                batches = iter(self.loader)  # draws the order: only batches start.. are read
+        finally:
+            self.order.start = 0
         finished = False
         first = True
         try:
