@@ -223,9 +223,10 @@ class Trainer:
         After a resume mid-epoch a loader with ``starts_mid_epoch`` (all of this
         project's: torch, FFCV, DALI, synthetic) starts the pass at ``step_in_epoch``
         without reading the batches before it; with any other loader those batches are
-        drawn and dropped. Either way the rest are the same as in an uninterrupted run. Batches come through
-        :class:`~ipmix_train.inputs.DevicePrefetcher` (a side CUDA stream; the CPU: as
-        they are) and the data wait is measured by :class:`~ipmix_train.inputs.StepClock`.
+        drawn and dropped. Either way the rest are the same as in an uninterrupted run.
+        Batches come through :class:`~ipmix_train.inputs.DevicePrefetcher` (a side CUDA
+        stream; the CPU: as they are) and the data wait is measured by
+        :class:`~ipmix_train.inputs.StepClock`.
 
         Returns the epoch's statistics over all ranks (:meth:`epoch_stats`); ``steps`` and
         ``train_loss`` count the whole epoch, the steps of a run stopped before this one
