@@ -48,6 +48,13 @@ def folders(tmp_path_factory) -> dict:
     return out
 
 
+@pytest.fixture(autouse=True)
+def cache_home(tmp_path, monkeypatch) -> Path:
+    """The header check's cache in this test's own folder."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
 def _args(**kw) -> dict:
     return dict(train=True, batch_size=2, image_size=S, num_workers=0, device="cpu", **kw)
 
@@ -65,11 +72,42 @@ def test_header_check_names_every_bad_file_or_skips_them(folders, capsys):
     assert "2 of 8 image files cannot be decoded" in msg and "bad_files='skip'" in msg
     assert "broken.jpg: not an image" in msg and "empty.png: empty file (0 bytes)" in msg
     with pytest.warns(UserWarning, match=r"(?s)left out 2 of 8 .*broken\.jpg"):
-        good = check_image_files(samples, bad_files="skip", progress=True)
+        good = check_image_files(samples, bad_files="skip", progress=True, cache=False)
     assert len(good) == 6 and all(Path(p).suffix == ".jpg" for p, _ in good)
     assert "checking" in capsys.readouterr().err  # the progress bar
     with pytest.raises(ValueError, match="bad_files must be"):
         check_image_files(samples, bad_files="ignore")
+
+
+def test_header_check_cache_is_used_until_a_file_changes(folders, tmp_path, monkeypatch):
+    import shutil
+
+    from pipelines.datasets import folder
+
+    root = tmp_path / "copy"
+    shutil.copytree(folders["broken"], root)
+    _, samples, _ = scan_image_folder(root)
+    opened = []
+
+    def counted(path):
+        opened.append(path)
+        return header_reason(path)
+
+    header_reason = folder.header_reason
+    monkeypatch.setattr(folder, "header_reason", counted)
+    with pytest.warns(UserWarning, match="broken.jpg"):
+        assert len(check_image_files(samples, bad_files="skip")) == 6
+    assert len(opened) == 8 and len(list(folder.check_cache_dir().glob("*.json"))) == 1
+    with pytest.raises(BadFilesError, match="empty.png"):  # from the cache: nothing opened
+        check_image_files(samples)
+    assert len(opened) == 8
+    (root / "a" / "0.jpg").write_text("now a text file\n")  # new size and time: checked again
+    with pytest.raises(BadFilesError) as e:
+        check_image_files(samples)
+    assert len(e.value.bad) == 3 and len(opened) == 16
+    with pytest.raises(BadFilesError):
+        check_image_files(samples, cache=False)
+    assert len(opened) == 24
 
 
 def test_torch_loader_names_bad_files_before_training(folders):
