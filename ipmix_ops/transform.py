@@ -76,8 +76,8 @@ class IPMix:
     :meth:`set_epoch` unless ``epoch=`` is given); see the module docstring for the contract.
 
     Input: a PIL RGB image or a uint8 tensor ``[3, S, S]`` of side ``cfg.image_size`` (apply
-    the crop first). Output: the same type, rounded to uint8; in JSD mode a tuple
-    ``(clean, aug_a, aug_b)``.
+    the crop first). Output: one image of the input's type (uint8 pixels); with ``cfg.jsd``
+    not the same type but a tuple ``(clean, aug_a, aug_b)`` of three such images.
     """
 
     def __init__(

@@ -97,6 +97,7 @@ class LoaderOptions:
     std: tuple[float, float, float] = IMAGENET_STD
     crop_scale: tuple[float, float] = SCALE
     ipmix_device: str = "cpu"  # where IPMix runs: "cpu" (in the loader) or "cuda" (after it)
+    bad_files: str = "error"  # ImageFolder files that fail the header check: "error" or "skip"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "crop_scale", check_crop_scale(self.crop_scale))
@@ -115,6 +116,8 @@ class LoaderOptions:
             raise ValueError(f"order must be one of {ORDERS}, got {self.order!r}")
         if self.ipmix_device not in ("cpu", "cuda"):
             raise ValueError(f"ipmix_device must be 'cpu' or 'cuda', got {self.ipmix_device!r}")
+        if self.bad_files not in ("error", "skip"):
+            raise ValueError(f"bad_files must be 'error' or 'skip', got {self.bad_files!r}")
         if self.order == "quasi_random" and self.world_size > 1:
             raise ValueError("order='quasi_random' is not available with world_size > 1")
 

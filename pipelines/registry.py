@@ -67,6 +67,7 @@ def build_loader(
     crop_scale: tuple[float, float] = SCALE,
     bank_cache: str | os.PathLike | None = None,
     ipmix_device: str = "auto",
+    bad_files: str = "error",
 ) -> Loader:
     """A train or val loader that yields the batch contract of :mod:`pipelines.contract`.
 
@@ -97,6 +98,10 @@ def build_loader(
             ``"cuda"`` when ``device`` is CUDA). ``"cuda"`` on a CPU device is a ValueError
             unless Triton's interpreter is selected (``TRITON_INTERPRET=1``, for tests); see
             :mod:`pipelines.device_ipmix`.
+        bad_files: ImageFolder backends (torch, DALI): every file's header is read once
+            before the first batch; ``"error"`` (default) stops at files that are empty or
+            no image, naming them all; ``"skip"`` leaves them out with a warning naming
+            them. A .beton holds only files that ``tools/write_beton.py`` checked.
     """
     if pipeline not in BACKENDS:
         raise ValueError(f"pipeline must be one of {PIPELINES}, got {pipeline!r}")
@@ -121,5 +126,6 @@ def build_loader(
         mean=mean_std(cfg)[0],
         std=mean_std(cfg)[1],
         ipmix_device=resolve_ipmix_device(ipmix_device, dev),
+        bad_files=bad_files,
     )
     return backend(pipeline).make_loader(data, opts, augment, bank)

@@ -207,3 +207,58 @@ def test_subset_spreads_over_classes_and_all_bad_is_an_error(folder, bad_folder,
         write_beton(only_bad, tmp_path / "bad.beton", progress=False)
     with pytest.raises(ValueError, match="write_mode"):
         write_beton(folder, tmp_path / "y.beton", write_mode="png", progress=False)
+
+
+@pytest.fixture(scope="module")
+def odd_sizes(tmp_path_factory) -> Path:
+    """Real photos of sizes at and past the size rule's edges (names: ``<width>x<height>``)."""
+    root = tmp_path_factory.mktemp("odd")
+    for c in ("a", "b"):
+        (root / c).mkdir()
+        Image.fromarray(photo("chelsea", (60, 80))).save(root / c / "normal.jpg", quality=90)
+    Image.fromarray(np.full((1, 1, 3), 128, np.uint8)).save(root / "a" / "1x1.png")
+    Image.fromarray(photo("coffee", (2000, 20))).save(root / "a" / "20x2000.jpg", quality=90)
+    Image.fromarray(photo("astronaut", (16, 16))).save(root / "b" / "16x16.png")
+    Image.fromarray(photo("coffee", (20, 320))).save(root / "b" / "320x20.jpg", quality=90)
+    Image.fromarray(photo("rocket", (320, 20))).save(root / "b" / "20x320.jpg", quality=90)
+    return root
+
+
+def test_size_rule_skips_what_no_crop_can_use_and_says_why(odd_sizes, tmp_path):
+    from pipelines.datasets.folder import stored_size
+
+    s = write_beton(odd_sizes, tmp_path / "x.beton", num_workers=1, progress=False)
+    reasons = {Path(p).name: why for p, why in s.skipped}
+    assert set(reasons) == {"1x1.png", "20x2000.jpg"}
+    assert reasons["1x1.png"] == "too small (1x1 px: shorter side < min_side 16)"
+    assert "20x2000 px, 2x256 once shrunk to max_resolution 256" in reasons["20x2000.jpg"]
+    assert s.skipped_counts == {"too small": 2} and s.per_class == {"a": 1, "b": 4}
+    text = format_summary(s)
+    assert "skipped: 2 file(s) (too small 2)" in text and "1x1.png" in text
+    shapes = sorted(img.shape[:2] for img, _ in read_beton(tmp_path / "x.beton"))
+    assert shapes == [(16, 16), (16, 256), (60, 80), (60, 80), (256, 16)]  # kept: 16 px
+    assert stored_size(2000, 20, 256) == (256, 2) and stored_size(2000, 20, None) == (2000, 20)
+    assert stored_size(20, 2000, 64) == (0, 64)  # FFCV's resizer would make an empty picture
+    # an aspect limit of its own, and strict mode stops at the first picture the rule skips
+    s = write_beton(odd_sizes, tmp_path / "y.beton", max_aspect=10, num_workers=1, progress=False)
+    elongated = {Path(p).name for p, why in s.skipped if why.startswith("too elongated")}
+    assert elongated == {"20x2000.jpg", "320x20.jpg", "20x320.jpg"}
+    with pytest.raises(BadImageError, match="1x1.png: too small"):
+        write_beton(odd_sizes, tmp_path / "z.beton", strict=True, progress=False)
+    for bad in (dict(min_side=1), dict(min_side=300), dict(max_aspect=0.5)):
+        with pytest.raises(ValueError, match="min_side|max_aspect"):
+            write_beton(odd_sizes, tmp_path / "z.beton", progress=False, **bad)
+    assert not (tmp_path / "z.beton").exists()
+
+
+def test_tool_reports_skipped_files_in_a_sidecar(odd_sizes, tmp_path):
+    out = tmp_path / "t.beton"
+    cmd = [sys.executable, "tools/write_beton.py", "--data-dir", str(odd_sizes), "--out", str(out)]
+    r = subprocess.run([*cmd, "--no-progress"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "skipped: 2 file(s) (too small 2)" in r.stdout and "1x1.png: too small" in r.stdout
+    report = Path(f"{out}.skipped.tsv").read_text().splitlines()
+    assert [Path(line.split("\t")[0]).name for line in report] == ["1x1.png", "20x2000.jpg"]
+    r = subprocess.run([*cmd, "--no-progress", "--min-side", "2"], cwd=ROOT, capture_output=True)
+    assert r.returncode == 0  # the floor: 1 px sides only; the sidecar is this run's list
+    assert Path(f"{out}.skipped.tsv").read_text().count("\n") == 1

@@ -4,8 +4,12 @@
 python tools/write_beton.py --data-dir imagenet/train --out train.beton --max-resolution 256
 
 Fields: image (RGBImageField) and label (IntField, ImageFolder's class index). Grey, CMYK,
-palette and alpha images are converted to RGB; unreadable files are skipped and listed
-(--strict: stop at the first one, exit status 1). The file appears only when complete.
+palette and alpha images are converted to RGB. Unreadable files, and pictures whose shorter
+side once stored (after --max-resolution) is under --min-side px (default 16: FFCV's crops of
+a 1 px side are empty and abort training; under ~16 px they show no class) or whose aspect
+exceeds --max-aspect, are skipped: counted by reason and listed here, all of them in
+<out>.skipped.tsv (--strict: stop at the first one, exit status 1). The file appears only
+when complete.
 Logic: pipelines/datasets/beton.py.
 """
 
@@ -16,7 +20,13 @@ import json
 import sys
 from pathlib import Path
 
-from pipelines.datasets.beton import WRITE_MODES, BetonError, format_summary, write_beton
+from pipelines.datasets.beton import (
+    MIN_SIDE,
+    WRITE_MODES,
+    BetonError,
+    format_summary,
+    write_beton,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +56,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chunk-size", type=int, default=100, help="images per work item")
     p.add_argument("--subset", type=int, default=None, help="write N images spread evenly")
     p.add_argument("--seed", type=int, default=0, help="proportion mode: which are JPEG")
+    p.add_argument(
+        "--min-side",
+        type=int,
+        default=MIN_SIDE,
+        help=f"skip pictures with a shorter stored side under this (px, >= 2; default {MIN_SIDE})",
+    )
+    p.add_argument(
+        "--max-aspect",
+        type=float,
+        default=None,
+        help="skip pictures more elongated than this (long/short side; default: no limit)",
+    )
     p.add_argument("--strict", action="store_true", help="stop at the first unusable file")
     p.add_argument("--summary-json", default=None, help="also write the summary as JSON here")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -61,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             num_workers=args.num_workers,
             chunk_size=args.chunk_size,
             subset=args.subset,
+            min_side=args.min_side,
+            max_aspect=args.max_aspect,
             strict=args.strict,
             seed=args.seed,
             progress=not args.no_progress,
@@ -69,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"write_beton: error: {e}", file=sys.stderr)
         return 1
     print(format_summary(summary))
+    report = Path(f"{args.out}.skipped.tsv")
+    report.unlink(missing_ok=True)  # an earlier run's list would describe another file
+    if summary.skipped:
+        report.write_text("".join(f"{p}\t{why}\n" for p, why in summary.skipped))
+        print(f"all {len(summary.skipped)} skipped files, with reasons: {report}")
     if args.summary_json:
         Path(args.summary_json).write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
     return 0

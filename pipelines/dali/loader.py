@@ -63,7 +63,7 @@ from nvidia.dali.plugin.pytorch import DALIGenericIterator
 from ipmix_ops import IPMixConfig
 
 from ..contract import DEFAULT_CROP_RATIO, EpochLoader, Finisher, LoaderOptions
-from ..datasets.folder import scan_image_folder
+from ..datasets.folder import check_image_files, scan_image_folder
 from ..device_ipmix import make_device_ipmix
 from ..keyed import SCALE
 from .feed import EpochFeed, epoch_order
@@ -178,6 +178,7 @@ class DaliLoader(EpochLoader):
         device: str,
     ) -> None:
         _, samples, _ = scan_image_folder(data)
+        samples = check_image_files(samples, bad_files=opts.bad_files)  # names bad files
         self.files = [p for p, _ in samples]
         self.targets = torch.tensor([label for _, label in samples], dtype=torch.int64)
         self.opts, self.cfg, self.bank, self.device = opts, cfg, bank, device

@@ -11,6 +11,12 @@ With ``ipmix_device="cuda"`` the workers return only the crops and their dataset
 (:mod:`pipelines.device_ipmix`; the Triton renderer realises the fast path's records).
 Val: ``Resize(round(S / 0.875))`` + ``CenterCrop(S)`` (224/256 of the shorter side).
 
+Bad files: every file's header is read once when the loader is built
+(:func:`pipelines.datasets.folder.check_image_files`): a file that is empty or no image
+stops it with an error naming every such file (``bad_files="skip"``: left out, with a
+warning naming them). A file whose pixels fail later (truncated data) raises in the worker
+with its path in the message.
+
 One change to the plain recipe, for reproducibility: the crop box and the flip are drawn
 by :mod:`pipelines.keyed` from ``(seed, epoch, index)`` (the rule and defaults of
 ``RandomResizedCrop``; the FFCV pipeline's boxes when its .beton keeps the picture size)
@@ -41,6 +47,7 @@ from ipmix_ops import IPMixConfig, reference
 from ipmix_ops.sampling import REC, sample_record
 
 from ..contract import DEFAULT_CROP_RATIO, EpochLoader, Finisher, LoaderOptions
+from ..datasets.folder import check_image_files
 from ..device_ipmix import DeviceIPMix, make_device_ipmix
 from ..keyed import RATIO, SCALE, check_crop_scale, keyed_crop, keyed_flip
 
@@ -63,8 +70,12 @@ class IPMixImageFolder(Dataset):
         cfg: IPMixConfig | None = None,
         bank: np.ndarray | None = None,
         crop_scale: tuple[float, float] = SCALE,
+        bad_files: str = "error",
     ) -> None:
         self.folder = ImageFolder(os.fspath(root))
+        samples = check_image_files(self.folder.samples, bad_files=bad_files)
+        self.folder.samples = self.folder.imgs = samples
+        self.folder.targets = [label for _, label in samples]
         self.scale = np.array(check_crop_scale(crop_scale), np.float64)
         self.train, self.seed, self.cfg, self.bank = train, int(seed), cfg, bank
         self._epoch = multiprocessing.RawValue(ctypes.c_int64, 0)
@@ -84,7 +95,11 @@ class IPMixImageFolder(Dataset):
 
     def crop(self, index: int, epoch: int) -> np.ndarray:
         """The decoded, cropped (and flipped) sample: uint8 ``[S, S, 3]``."""
-        img, _ = self.folder[index]
+        path = self.folder.samples[index][0]
+        try:
+            img = self.folder.loader(path)
+        except Exception as e:
+            raise RuntimeError(f"{path}: cannot decode ({type(e).__name__}: {e})") from e
         if not self.train:
             return np.asarray(self.val_transform(img), np.uint8)
         w, h = img.size
@@ -214,6 +229,7 @@ def make_loader(
         cfg=None if device_ipmix else cfg,
         bank=None if device_ipmix else bank,
         crop_scale=opts.crop_scale,
+        bad_files=opts.bad_files,
     )
     sampler = StartableSampler(
         dataset,

@@ -11,6 +11,8 @@ Two passes. *Check*: every candidate file is decoded in full on a thread pool (P
 releases the GIL) and converted to RGB; files that cannot be (empty, not an image,
 truncated, corrupt, too large) are skipped and listed with the reason, or, with
 ``strict=True``, the run stops with :class:`BadImageError` naming the first one in order.
+The same goes for pictures outside the size rule below (reason ``too small`` or
+``too elongated``).
 *Write*: FFCV's ``DatasetWriter`` (worker processes) encodes the good files into a
 temporary file next to ``out``, renamed to ``out`` only on success.
 
@@ -37,11 +39,20 @@ from PIL import Image
 
 from fractal_store.store import default_workers
 
-from .folder import BadImageError, BetonError, DataDirError, load_rgb, probe, scan_image_folder
+from .folder import (
+    BadImageError,
+    BetonError,
+    DataDirError,
+    load_rgb,
+    probe,
+    scan_image_folder,
+    size_reason,
+)
 
 WRITE_MODES = ("smart", "raw", "jpg", "proportion")
 SMART_THRESHOLD = 96 * 96 * 3  # smart mode: JPEG when the raw pixels take more bytes
 MIN_PAGE = 8 << 20  # FFCV's default page size (8 MiB)
+MIN_SIDE = 16  # default: shortest stored side kept (px), see write_beton
 
 __all__ = [
     "BadImageError",
@@ -75,6 +86,11 @@ class BetonSummary:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def skipped_counts(self) -> dict[str, int]:
+        """Skipped files per kind of reason (``"too small"``, ``"not an image"``, ...)."""
+        return dict(Counter(why.split(" (")[0] for _, why in self.skipped))
+
 
 def format_summary(s: BetonSummary, max_listed: int = 20) -> str:
     """A human-readable report of a :class:`BetonSummary`."""
@@ -87,7 +103,9 @@ def format_summary(s: BetonSummary, max_listed: int = 20) -> str:
     ]
     lines += [f"  {c:<24} {n}" for c, n in s.per_class.items()]
     for title, items in (("skipped", s.skipped), ("ignored", s.ignored)):
-        lines.append(f"{title}: {len(items)} file(s)")
+        kinds = s.skipped_counts.items() if title == "skipped" else ()
+        kinds = ", ".join(f"{k} {n}" for k, n in kinds)
+        lines.append(f"{title}: {len(items)} file(s)" + (f" ({kinds})" if kinds else ""))
         lines += [f"  {p}: {why}" for p, why in items[:max_listed]]
         if len(items) > max_listed:
             lines.append(f"  ... and {len(items) - max_listed} more")
@@ -125,9 +143,15 @@ class _CheckedImages:
 
 
 def _check(
-    samples: list[tuple[str, int]], workers: int, chunk: int, strict: bool, progress: bool
+    samples: list[tuple[str, int]],
+    workers: int,
+    chunk: int,
+    strict: bool,
+    progress: bool,
+    rule: tuple[int | None, int, float | None],
 ) -> tuple[list[tuple[str, int]], list[tuple[str, str]], Counter, int]:
-    """Decode every file: (good samples, skipped (path, reason), source modes, max raw bytes)."""
+    """Decode every file: (good samples, skipped (path, reason), source modes, max raw bytes).
+    ``rule``: ``(max_resolution, min_side, max_aspect)`` of :func:`size_reason`."""
     from tqdm import tqdm
 
     good, skipped, modes, biggest = [], [], Counter(), 0
@@ -136,7 +160,9 @@ def _check(
     with ThreadPoolExecutor(max(1, workers)) as pool:
         try:
             for part, results in zip(chunks, pool.map(lambda c: [probe(p) for p, _ in c], chunks)):
-                for (path, label), (reason, mode, nbytes) in zip(part, results):
+                for (path, label), (reason, mode, (h, w)) in zip(part, results):
+                    if reason is None:
+                        reason = size_reason(h, w, *rule)
                     if reason is not None:
                         if strict:
                             raise BadImageError(path, reason)
@@ -144,7 +170,7 @@ def _check(
                     else:
                         good.append((path, label))
                         modes[mode] += 1
-                        biggest = max(biggest, nbytes)
+                        biggest = max(biggest, h * w * 3)
                 bar.update(len(part))
         finally:
             pool.shutdown(cancel_futures=True)
@@ -163,6 +189,8 @@ def write_beton(
     num_workers: int | None = None,
     chunk_size: int = 100,
     subset: int | None = None,
+    min_side: int = MIN_SIDE,
+    max_aspect: float | None = None,
     strict: bool = False,
     seed: int = 0,
     progress: bool = True,
@@ -174,6 +202,21 @@ def write_beton(
     ``"proportion"`` (JPEG with ``compress_probability``, chosen per index from ``seed``).
     ``subset``: keep N files evenly spread over the whole tree (every class represented;
     ffcv-imagenet's ``subset`` takes the first N, i.e. the first classes only).
+
+    Size rule: a picture is skipped (reason ``too small``) when its shorter side *as
+    stored*, i.e. after the shrink to ``max_resolution`` (FFCV's arithmetic), is below
+    ``min_side`` px, and (reason ``too elongated``) when its aspect ratio exceeds
+    ``max_aspect`` (None: no limit of its own; with ``max_resolution`` the ``min_side`` rule
+    already leaves out aspects above ``max_resolution / min_side``, 16:1 by default). Why
+    skip rather than pad or upscale: FFCV's centre crop is ``int(224/256 * shorter side)``
+    px, empty for a 1 px side (an OpenCV assertion that aborts the process), and below
+    ~16 px both crops are a blur of a few pixels scaled up to the training size: the
+    picture no longer shows its class. Upscaling would fabricate such a blur, padding
+    would add borders for the crops to learn; either keeps a label on pixels that do not
+    show it. ``min_side >= 2`` is the floor at which every crop of both loaders is valid.
+    Skipped files are listed with the reason (in ImageFolder order ``.beton`` index ``i``
+    is then no longer ImageFolder's ``i``).
+
     Raises :class:`DataDirError` (missing/empty folder), :class:`BadImageError` (``strict``)
     or :class:`BetonError`; nothing is left at ``out`` (or its temporary name) on failure.
     """
@@ -186,6 +229,15 @@ def write_beton(
         raise ValueError(f"jpeg_quality must be in [1, 100], got {jpeg_quality}")
     if not 0.0 <= compress_probability <= 1.0:
         raise ValueError(f"compress_probability must be in [0, 1], got {compress_probability}")
+    if isinstance(min_side, bool) or not isinstance(min_side, int) or min_side < 2:
+        raise ValueError(
+            f"min_side must be an integer >= 2 (a 1 px side leaves FFCV's centre crop "
+            f"empty), got {min_side!r}"
+        )
+    if max_resolution is not None and min_side > max_resolution:
+        raise ValueError(f"min_side {min_side} > max_resolution {max_resolution}")
+    if max_aspect is not None and not max_aspect >= 1.0:
+        raise ValueError(f"max_aspect must be >= 1 or None, got {max_aspect}")
     if chunk_size < 1 or (subset is not None and subset < 1):
         raise ValueError(f"chunk_size and subset must be >= 1, got {chunk_size}, {subset}")
     workers = num_workers or default_workers()
@@ -194,7 +246,8 @@ def write_beton(
     if subset is not None and subset < len(samples):
         keep = np.linspace(0, len(samples) - 1, subset).round().astype(int)
         samples = [samples[i] for i in keep]
-    good, skipped, modes, biggest = _check(samples, workers, chunk_size, strict, progress)
+    rule = (max_resolution, min_side, max_aspect)
+    good, skipped, modes, biggest = _check(samples, workers, chunk_size, strict, progress, rule)
     if not good:
         raise BetonError(f"{data_dir}: none of the {len(samples)} image files could be read")
     # isort: off
@@ -251,6 +304,8 @@ def write_beton(
             write_mode=write_mode,
             compress_probability=compress_probability,
             subset=subset,
+            min_side=min_side,
+            max_aspect=max_aspect,
             num_workers=workers,
         ),
     )

@@ -57,7 +57,6 @@ from ._import import keep_torch_threads  # before any ffcv import
 # isort: on
 import torch
 from ffcv.fields.basics import IntDecoder
-from ffcv.fields.rgb_image import CenterCropRGBImageDecoder
 from ffcv.loader import Loader, OrderOption
 from ffcv.pipeline.operation import Operation
 from ffcv.transforms import Squeeze, ToDevice, ToTensor, ToTorchImage
@@ -69,7 +68,13 @@ from ipmix_ops import IPMixConfig
 from ..contract import DEFAULT_CROP_RATIO, EpochLoader, Finisher, LoaderOptions
 from ..device_ipmix import DeviceIPMix, make_device_ipmix
 from .indexed import indexed_label_pipeline, split_labels
-from .ops import EpochCell, IPMixOp, KeyedRandomHorizontalFlip, KeyedRandomResizedCropDecoder
+from .ops import (
+    CenterCropDecoder,
+    EpochCell,
+    IPMixOp,
+    KeyedRandomHorizontalFlip,
+    KeyedRandomResizedCropDecoder,
+)
 
 _ORDERS = {
     "random": OrderOption.RANDOM,
@@ -155,7 +160,7 @@ def val_pipeline(opts: LoaderOptions) -> list[Operation]:
     """The val image pipeline: centre crop of 224/256 of the shorter side, resized to S."""
     s = opts.image_size
     return [
-        CenterCropRGBImageDecoder((s, s), ratio=DEFAULT_CROP_RATIO),
+        CenterCropDecoder((s, s), ratio=DEFAULT_CROP_RATIO),
         ToTensor(),
         *to_device(opts.device),
         ToTorchImage(channels_last=True, convert_back_int16=False),

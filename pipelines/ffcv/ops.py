@@ -1,4 +1,5 @@
-"""FFCV operations of the train pipeline: keyed random-resized-crop decoding, keyed flip, IPMix.
+"""FFCV operations: keyed random-resized-crop decoding, keyed flip, IPMix (train) and a
+centre crop that survives any picture size (val).
 
 FFCV's own ``RandomResizedCropRGBImageDecoder`` and ``RandomHorizontalFlip`` draw from Numba's
 per-thread ``np.random`` state, which is seeded from OS entropy and shared by whichever
@@ -17,6 +18,13 @@ batch-parallel Numba kernels of :mod:`ipmix_ops` on the whole uint8 batch. This 
 fractal bank a plain Python-owned argument (no constant freezing), costs one Python call
 per batch, and respects FFCV 1.0.2's rule that no compiled op may follow a non-compiled one
 (IPMix comes after every compiled op and before ``ToTensor``).
+
+:class:`CenterCropDecoder` is FFCV's ``CenterCropRGBImageDecoder`` with its crop kept at
+1 px or more: FFCV's ``int(ratio * shorter side)`` is 0 for a 1 px side, and OpenCV's resize
+of the empty crop aborts the whole process (a C++ exception, no Python traceback).
+``tools/write_beton.py`` no longer writes such pictures (its ``min_side`` rule), but .beton
+files written before, or by other tools, may hold them. The keyed train crop is >= 1 px
+for any picture of >= 1 px already.
 """
 
 from __future__ import annotations
@@ -31,7 +39,11 @@ from . import _import  # noqa: F401  (before any ffcv import: keeps torch's thre
 # isort: on
 import numba
 import numpy as np
-from ffcv.fields.rgb_image import IMAGE_MODES, RandomResizedCropRGBImageDecoder
+from ffcv.fields.rgb_image import (
+    IMAGE_MODES,
+    CenterCropRGBImageDecoder,
+    RandomResizedCropRGBImageDecoder,
+)
 from ffcv.libffcv import imdecode, resize_crop
 from ffcv.pipeline.allocation_query import AllocationQuery
 from ffcv.pipeline.compiler import Compiler
@@ -133,6 +145,22 @@ class KeyedRandomResizedCropDecoder(RandomResizedCropRGBImageDecoder):
 
         decode.is_parallel = True
         return decode
+
+
+def center_crop(height, width, _, ratio):
+    """FFCV's centre crop ``(top, left, c, c)``, ``c = int(ratio * shorter side)``, but at
+    least 1 px (compiled by FFCV's ``Compiler``)."""
+    c = max(1, int(ratio * min(height, width)))
+    return (height - c) // 2, (width - c) // 2, c, c
+
+
+class CenterCropDecoder(CenterCropRGBImageDecoder):
+    """Decode + centre crop of ``ratio`` of the shorter side (>= 1 px) resized to
+    ``output_size``: uint8 ``[B, h, w, 3]``; FFCV's decoder otherwise (module docstring)."""
+
+    @property
+    def get_crop_generator(self) -> Callable:
+        return center_crop
 
 
 class KeyedRandomHorizontalFlip(Operation):
