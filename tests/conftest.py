@@ -3,9 +3,18 @@ skipping."""
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import numpy as np
 import pytest
 from helpers import PHOTO_NAMES, photo
+
+
+def pytest_configure(config):
+    """The project's caches (ImageFolder header checks, corrupted val sets) in a folder of
+    this test session, not in the user's ``~/.cache``; subprocesses inherit it."""
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="ipmix-tests-cache-")
 
 
 def _gpu_available() -> bool:
