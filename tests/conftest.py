@@ -4,6 +4,7 @@ skipping."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 
 import numpy as np
@@ -15,6 +16,10 @@ def pytest_configure(config):
     """The project's caches (ImageFolder header checks, corrupted val sets) in a folder of
     this test session, not in the user's ``~/.cache``; subprocesses inherit it."""
     os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="ipmix-tests-cache-")
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(os.environ["XDG_CACHE_HOME"], ignore_errors=True)
 
 
 def _gpu_available() -> bool:
