@@ -226,15 +226,15 @@ def test_first_batch_compile_message(demo, tmp_path: Path) -> None:
     cmd = [sys.executable, TRAINER, "--pipeline", "torch", "--train-data", str(demo["train"])]
     cmd += ["--val-data", str(demo["val"]), "--arch", "resnet18", "--image-size", str(S)]
     cmd += ["--batch-size", "8", "--max-steps", "1", "--device", "cpu", "--workers", "0"]
-    cmd += ["--no-progress", "--no-amp", "--overwrite", "--out", str(tmp_path / "run")]
+    cmd += ["--no-progress", "--no-amp", "--out"]
     env = trainer_env(ROOT, NUMBA_CACHE_DIR=str(tmp_path / "numba_cache"))
-    cold = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    cold = subprocess.run([*cmd, str(tmp_path / "cold")], env=env, capture_output=True, text=True)
     assert cold.returncode == 0, cold.stdout + cold.stderr
     lines = cold.stdout.splitlines()
     note = [i for i, line in enumerate(lines) if line.startswith("note: Numba compiles")]
     first_epoch = [i for i, line in enumerate(lines) if line.startswith('{"event": "epoch"')]
     assert len(note) == 1 and note[0] < first_epoch[0], cold.stdout
     assert "keyed_crop" in lines[note[0]] and str(tmp_path / "numba_cache") in lines[note[0]]
-    warm = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    warm = subprocess.run([*cmd, str(tmp_path / "warm")], env=env, capture_output=True, text=True)
     assert warm.returncode == 0, warm.stdout + warm.stderr
     assert "Numba compiles" not in warm.stdout, warm.stdout
