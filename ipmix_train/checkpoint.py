@@ -4,13 +4,17 @@ A checkpoint is one ``torch.save`` file written to a temporary name in the same 
 flushed to disk and renamed over the old one, so a crash or a kill never leaves a partial
 file behind. It loads with ``weights_only=True`` (plain tensors and Python values only).
 The loaders' augmentations are keyed by ``(seed, epoch, index)``, so the position
-(``epoch``, ``step_in_epoch``) is all the data state there is.
+(``epoch``, ``step_in_epoch``) is all the data state there is, for the number of ranks
+(``world_size``) that saved it: on another number each rank's shard of the epoch, its
+BatchNorm batch statistics and the steps per epoch change, so :func:`check_world_size`
+refuses that unless asked.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +118,34 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {missing}")
     return state
+
+
+def check_world_size(
+    state: dict[str, Any], path: str | os.PathLike, world_size: int, *, allow: bool, warn: bool
+) -> None:
+    """CheckpointError when ``state`` was saved by another number of ranks than
+    ``world_size``, unless ``allow`` (``--allow-world-size-change``: a warning instead, when
+    ``warn``). A checkpoint that does not record it (older format) gets a warning."""
+    saved = state.get("world_size")
+    if saved is None:
+        if warn:
+            warnings.warn(
+                f"{path}: does not record the number of ranks that saved it (an older "
+                f"checkpoint); if it was not {world_size}, the resumed run is not exact",
+                stacklevel=3,
+            )
+        return
+    if saved == world_size:
+        return
+    why = (
+        f"{path}: saved by a run on {saved} rank(s), this run has {world_size}: on another "
+        "number of ranks each rank's shard of the epoch, its BatchNorm batch statistics and "
+        "the steps per epoch change, so the run does not continue exactly"
+    )
+    if not allow:
+        raise CheckpointError(
+            f"{why}. Resume with {saved} rank(s) (torchrun --nproc_per_node {saved}), or "
+            "pass --allow-world-size-change to continue anyway"
+        )
+    if warn:
+        warnings.warn(f"{why} (--allow-world-size-change)", stacklevel=3)

@@ -51,12 +51,16 @@ class TrainConfig:
     ``final_lr``; ``label_smoothing`` for the cross-entropy.
     Augmentation: ``crop_scale`` = (lo, hi), the area range of the random-resized crop.
     Resolution: train crops of ``image_size``; with ``start_image_size`` the size grows
-    linearly from it to ``image_size`` between ``ramp_start_epoch`` and ``ramp_end_epoch``
-    (rounded to a multiple of 32, as FFCV-ImageNet's progressive resizing). Val uses
-    ``val_image_size`` (default ``image_size``).
+    linearly from it to ``image_size`` between ``ramp_start_epoch`` and ``ramp_end_epoch``:
+    the two ends are the sizes asked, the sizes between them are rounded to a multiple of 32
+    (as FFCV-ImageNet's progressive resizing) and kept within the two
+    (:meth:`train_sizes` lists them). Val uses ``val_image_size`` (default ``image_size``).
     Run: ``max_steps`` stops after that many optimiser steps in all (the schedule still
     spans ``epochs``); ``resume`` is a checkpoint path, or ``"auto"`` for
-    ``out/checkpoint.pt``. ``sync_every``: the ranks agree on a stop request (SIGTERM) and
+    ``out/checkpoint.pt``. A new run (no ``resume``) refuses an ``out`` that holds a run
+    unless ``overwrite`` (which deletes that run's files first). A checkpoint resumes only on
+    the number of ranks that saved it, unless ``allow_world_size_change`` (then with a
+    warning: the run is not exact). ``sync_every``: the ranks agree on a stop request (SIGTERM) and
     the host reads the loss back every that many steps, not after each one.
     """
 
@@ -94,6 +98,8 @@ class TrainConfig:
     compile: bool = False
     out: str = "runs/latest"
     resume: str | None = None
+    overwrite: bool = False
+    allow_world_size_change: bool = False
     seed: int = 0
     synthetic: bool = False
     synthetic_steps: int = 50
@@ -134,7 +140,7 @@ class TrainConfig:
             _float(self, "jsd_lambda", 0.0, 1e4)
         for name in ("nesterov", "wd_on_bn_bias", "amp", "channels_last", "compile"):
             _bool(self, name)
-        for name in ("synthetic", "progress"):
+        for name in ("synthetic", "progress", "overwrite", "allow_world_size_change"):
             _bool(self, name)
         if self.jsd is not None:
             _bool(self, "jsd")
@@ -151,6 +157,11 @@ class TrainConfig:
             raise ConfigError("nesterov needs momentum > 0")
         if self.ramp_end_epoch < self.ramp_start_epoch:
             raise ConfigError("ramp_end_epoch must be >= ramp_start_epoch")
+        if self.overwrite and self.resume is not None:
+            raise ConfigError(
+                "--overwrite and --resume contradict each other: --resume continues the run "
+                "in --out, --overwrite deletes it"
+            )
 
     # ------------------------------------------------------------------ derived values
     @property
@@ -173,18 +184,34 @@ class TrainConfig:
         return self.ipmix_on if self.jsd is None else self.jsd
 
     def train_size(self, epoch: int) -> int:
-        """Train crop side in ``epoch`` (progressive resizing, else ``image_size``)."""
+        """Train crop side in ``epoch``: ``start_image_size`` up to ``ramp_start_epoch``,
+        ``image_size`` from ``ramp_end_epoch`` on (both exactly as asked), in between the
+        linear ramp rounded to a multiple of 32 and kept between the two ends."""
         if self.start_image_size is None:
             return self.image_size
         lo, hi = self.start_image_size, self.image_size
         a, b = self.ramp_start_epoch, self.ramp_end_epoch
         if epoch <= a or b == a:
-            size = lo if epoch <= a else hi
-        elif epoch >= b:
-            size = hi
-        else:
-            size = lo + (hi - lo) * (epoch - a) / (b - a)
-        return int(round(size / 32)) * 32 if size >= 32 else int(size)
+            return lo if epoch <= a else hi
+        if epoch >= b:
+            return hi
+        size = lo + (hi - lo) * (epoch - a) / (b - a)
+        size = int(round(size / 32)) * 32 if size >= 32 else int(size)
+        return min(max(size, min(lo, hi)), max(lo, hi))
+
+    def train_sizes(self) -> dict[int, int]:
+        """``{first epoch: train crop side}`` for each size the run trains at, in order."""
+        sizes: dict[int, int] = {}
+        for epoch in range(self.epochs):
+            size = self.train_size(epoch)
+            if not sizes or size != list(sizes.values())[-1]:
+                sizes[epoch] = size
+        return sizes
+
+    @property
+    def val_size(self) -> int:
+        """Val crop side: ``val_image_size``, else ``image_size``."""
+        return self.val_image_size or self.image_size
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

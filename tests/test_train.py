@@ -7,16 +7,15 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import demo_folders, signal_once_started, trainer_env
 
 from ipmix_train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ipmix_train.config import ConfigError, load_recipe, make_config
@@ -36,11 +35,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptio
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> dict[str, Path]:
     """Fashion-MNIST (10 classes) at 16 px: 120 train and 50 val images as ImageFolders."""
-    from pipelines.datasets.demo import write_demo_imagefolder
-
-    root = tmp_path_factory.mktemp("train")
-    write_demo_imagefolder(root / "fm", size=S, train_per_class=12, val_per_class=5, progress=False)
-    return {"train": root / "fm/train", "val": root / "fm/val", "root": root}
+    return demo_folders(tmp_path_factory.mktemp("train"), S, 12, 5)
 
 
 def _log(run_dir: Path) -> list[dict]:
@@ -292,9 +287,7 @@ def test_resume_equals_uninterrupted_run(demo, tmp_path: Path, monkeypatch) -> N
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(ROOT / ".numba_cache"), OMP_NUM_THREADS="1")
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
+    return trainer_env(ROOT)
 
 
 def test_sigterm_saves_a_loadable_checkpoint(tmp_path: Path) -> None:
@@ -302,20 +295,8 @@ def test_sigterm_saves_a_loadable_checkpoint(tmp_path: Path) -> None:
     cmd = [sys.executable, TRAINER, "--synthetic", "--synthetic-steps", "100000", "--epochs"]
     cmd += ["1", "--arch", "resnet18", "--image-size", "16", "--num-classes", "10"]
     cmd += ["--batch-size", "4", "--device", "cpu", "--no-progress", "--out", str(out)]
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 120
-        while not (out / "config.json").exists() and proc.poll() is None:
-            assert time.monotonic() < deadline, "the trainer did not start"
-            time.sleep(0.2)
-        time.sleep(2.0)  # a few steps
-        proc.send_signal(signal.SIGTERM)
-        stdout, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    text = stdout.decode()
-    assert proc.returncode == 0, text
+    rc, text = signal_once_started(cmd, _env(), out / "config.json")  # after a few steps
+    assert rc == 0, text
     assert "stopped by SIGTERM" in text
     state = load_checkpoint(out / "checkpoint.pt")
     assert state["epoch"] == 0 and 0 < state["step_in_epoch"] == state["step"] < 100000

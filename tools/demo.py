@@ -138,7 +138,7 @@ def step_train(out: Path, data_root: Path, beton: Path) -> None:
     common = ["--device", "cpu", "--arch", "resnet18", "--image-size", "32", "--epochs", "2"]
     common += ["--batch-size", "64", "--lr", "0.02", "--warmup-epochs", "0.2", "--max-steps"]
     common += ["62", "--no-progress", "--fractals", str(store), "--ipmix-preset", "cifar"]
-    common += ["--no-jsd"]
+    common += ["--no-jsd", "--overwrite"]  # a rerun of the demo replaces its runs
     for pipeline in ("dali", "ffcv"):
         if pipeline == "ffcv":
             from pipelines.datasets.beton import write_beton

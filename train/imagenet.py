@@ -17,20 +17,37 @@ mean/std) happen on the device. On a GPU: bf16 autocast and channels-last; ``--c
 DDP: under ``torchrun`` every rank reads its own shard of each epoch (``batch_size`` is the
 global batch, split over the ranks); only rank 0 logs and writes checkpoints.
 
-Outputs in ``--out``: ``config.json`` (resolved options, IPMix config, versions, git SHA),
-``log.jsonl`` (one JSON record per epoch: train loss, val top-1/top-5 and RMS calibration
-error in %, samples/s and images/s, total and per rank, compute images/s, data wait in %,
-peak GPU memory; keys and units in the README), ``checkpoint.pt`` (atomic; written every
-epoch and when stopped by ``--max-steps``, SIGTERM or SIGINT). ``--resume`` continues exactly where
-the checkpoint stands, mid-epoch included (every loader starts at the saved batch, without
-reading the batches before it). The checkpoint is written before
-validation.
+Outputs in ``--out``: ``config.json`` (resolved options, IPMix config, the effective image
+sizes and fractal bank side, versions, git SHA), ``log.jsonl`` (one JSON record per epoch:
+train loss, val top-1/top-5 and RMS calibration error in %, samples/s and images/s, total
+and per rank, compute images/s, data wait in %, peak GPU memory; keys and units in the
+README), ``checkpoint.pt`` (atomic; written every epoch, before validation, and when stopped
+by ``--max-steps``, SIGTERM or SIGINT). ``--resume`` continues exactly where the checkpoint
+stands, mid-epoch included (every loader starts at the saved batch, without reading the
+batches before it). A run without ``--resume`` into an ``--out`` that holds a run
+(config.json, checkpoint.pt or log.jsonl) refuses and changes nothing, unless
+``--overwrite`` (which deletes that run's files and says so).
+A checkpoint resumes on the number of ranks that saved it: on another the ranks' shards,
+BatchNorm statistics and steps per epoch change, so the run is not exact; that is an error
+unless ``--allow-world-size-change`` (then a warning, recorded in config.json).
+Start-up checks: train and val must hold the same class folders (ImageFolder) or val labels
+within train's range (.beton). What differs from the options as asked is printed and kept
+in config.json: the train sizes of progressive resizing (the two ends exact, the sizes
+between them multiples of 32), a val size other than the last train size, a fractal store
+upscaled to the bank side the crops need, and the Numba compilation the first batch waits for.
 
 No host synchronisation per step: the ranks agree on a stop request (and the loss is read
 back) every ``--sync-every`` steps, so a signal takes effect at the next such step.
 
 Exit status: 0 done (or stopped cleanly by a signal, checkpoint written), 2 bad options,
-data or checkpoint.
+data or checkpoint. Under ``torchrun`` this is each rank's status; ``torchrun`` itself exits
+0 when every rank does, so a scheduler should send SIGTERM to the ranks (torchrun's child
+processes, e.g. ``pkill -TERM -P <torchrun pid>``): they save, log ``{"event": "stopped"}``,
+exit 0, and so does torchrun. A SIGTERM to ``torchrun`` itself is forwarded to the ranks
+(they save and stop the same way) but torchrun then exits 1 (``SignalException``) whatever
+they did: there, a last ``log.jsonl`` record ``{"event": "stopped"}`` is the sign of a clean
+stop. torchrun kills ranks that take longer than ``--shutdown-timeout`` (default 30 s) to
+exit: set it above ``--sync-every`` steps plus a checkpoint save.
 """
 
 from __future__ import annotations
@@ -52,6 +69,7 @@ from ipmix_ops import IPMixConfig
 from ipmix_ops.config import mean_std
 from ipmix_train.checkpoint import (
     CheckpointError,
+    check_world_size,
     load_checkpoint,
     rng_state,
     save_checkpoint,
@@ -76,6 +94,15 @@ from ipmix_train.engine import (
     setup_distributed,
 )
 from ipmix_train.runinfo import git_sha, versions
+from ipmix_train.startup import (
+    check_run_folder,
+    clear_run_folder,
+    count_classes,
+    fractal_note,
+    jit_note,
+    size_notes,
+)
+from pipelines.device_ipmix import resolve_ipmix_device
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT = "checkpoint.pt"
@@ -89,6 +116,8 @@ RESUME_MAY_DIFFER = {
     "compile",
     "device",
     "sync_every",
+    "overwrite",
+    "allow_world_size_change",
 }
 
 
@@ -154,6 +183,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run directory (default runs/latest)")
     p.add_argument(
         "--resume", nargs="?", const="auto", help="checkpoint (default: OUT/checkpoint.pt)"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in --out (deletes its config.json, checkpoint.pt and "
+        "log.jsonl); without it, or --resume, a run into such a folder is refused",
+    )
+    p.add_argument(
+        "--allow-world-size-change",
+        action="store_true",
+        help="resume a checkpoint saved by another number of ranks (not exact: shards, "
+        "BatchNorm statistics and steps per epoch change); a warning, not an error",
     )
     p.add_argument("--seed", type=int)
     p.add_argument(
@@ -226,25 +267,6 @@ def check_data(cfg: TrainConfig) -> None:
             )
 
 
-def count_classes(cfg: TrainConfig) -> int:
-    """``num_classes``, else the classes of the training data (1000 for --synthetic)."""
-    if cfg.num_classes is not None:
-        return cfg.num_classes
-    data = cfg.train_data
-    if data is None:
-        return 1000
-    if cfg.pipeline == "ffcv":
-        # isort: off
-        import pipelines.ffcv._import  # noqa: F401  (keeps torch's thread count)
-        from ffcv.reader import Reader
-        # isort: on
-
-        return int(Reader(data).metadata["f1"].max()) + 1
-    from torchvision.datasets.folder import find_classes
-
-    return len(find_classes(data)[0])
-
-
 class Loaders:
     """The val loader, and one train loader per train size (progressive resizing), built
     on first use through :func:`pipelines.build_loader`."""
@@ -298,8 +320,7 @@ class Loaders:
 
     def val_loader(self) -> Any:
         if self.val is None and self.cfg.val_data is not None:
-            size = self.cfg.val_image_size or self.cfg.image_size
-            self.val = self._build(self.cfg.val_data, train=False, size=size)
+            self.val = self._build(self.cfg.val_data, train=False, size=self.cfg.val_size)
         return self.val
 
 
@@ -380,14 +401,20 @@ def checkpoint_state(t: Trainer, cfg: TrainConfig) -> dict[str, Any]:
         "step_in_epoch": t.step_in_epoch,
         "step": t.step,
         "epoch_sums": t.epoch_sums,
+        "world_size": t.env.world_size,
         "rng": rng_state(),
         "config": cfg.to_dict(),
     }
 
 
-def restore(t: Trainer, cfg: TrainConfig, path: Path) -> None:
-    """Load ``path`` into ``t`` (model, optimiser, position, RNG). CheckpointError if bad."""
+def restore(t: Trainer, cfg: TrainConfig, path: Path) -> int | None:
+    """Load ``path`` into ``t`` (model, optimiser, position, RNG); returns the number of
+    ranks that saved it (None: not recorded). CheckpointError if bad or saved by another
+    number of ranks (:func:`~ipmix_train.checkpoint.check_world_size`)."""
     state = load_checkpoint(path)
+    check_world_size(
+        state, path, t.env.world_size, allow=cfg.allow_world_size_change, warn=t.env.main
+    )
     try:
         t.raw.load_state_dict(state["model"])
         t.optimizer.load_state_dict(state["optimizer"])
@@ -408,6 +435,7 @@ def restore(t: Trainer, cfg: TrainConfig, path: Path) -> None:
             "uninterrupted one",
             stacklevel=2,
         )
+    return state.get("world_size")
 
 
 def run(cfg: TrainConfig) -> dict[str, Any]:
@@ -416,6 +444,7 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
     Raises ConfigError / CheckpointError for bad input.
     """
     check_data(cfg)
+    check_run_folder(cfg)  # every rank, before any rank can write (init waits for all)
     env = setup_distributed(cfg.device)
     stop = StopFlag()
     try:
@@ -434,17 +463,26 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
 def _run(cfg: TrainConfig, env: DistEnv, stop: StopFlag) -> dict[str, Any]:
     out = Path(cfg.out)
     torch.manual_seed(cfg.seed)
-    classes = count_classes(cfg)
+    classes = count_classes(cfg)  # checks the class lists of train and val first
     ipmix = ipmix_config(cfg)
+    notes, sizes = size_notes(cfg)
+    bank_notes, bank = fractal_note(cfg, ipmix)
+    jit = jit_note(cfg, resolve_ipmix_device(cfg.ipmix_device, env.device) if ipmix else "cpu")
+    if env.main:
+        for note in notes + bank_notes + ([jit] if jit else []):
+            print(f"note: {note}", flush=True)
     loaders = Loaders(cfg, ipmix, env)
     first = loaders.train_loader(0, classes)
     val = loaders.val_loader()
     t = make_trainer(cfg, env, classes, len(first))
-    ckpt_path = None
+    ckpt_path = saved_ranks = None
     if cfg.resume is not None:
         ckpt_path = out / CHECKPOINT if cfg.resume == "auto" else Path(cfg.resume)
-        restore(t, cfg, ckpt_path)
+        saved_ranks = restore(t, cfg, ckpt_path)
     if env.main:
+        replaced = clear_run_folder(out) if cfg.overwrite else None
+        if replaced:
+            print(replaced, flush=True)
         out.mkdir(parents=True, exist_ok=True)
         record = {
             "config": cfg.to_dict(),
@@ -455,6 +493,8 @@ def _run(cfg: TrainConfig, env: DistEnv, stop: StopFlag) -> dict[str, Any]:
             "device": str(env.device),
             "cpu_cores": default_workers(),
             "resumed_from": str(ckpt_path) if ckpt_path else None,
+            "resumed_world_size": saved_ranks,
+            "effective": {**sizes, "fractal_bank": bank, "notes": notes + bank_notes},
             "versions": {
                 **versions("torch", "torchvision", "numpy", "numba", "ffcv", "nvidia-dali-cuda120"),
                 "cuda": torch.version.cuda,
