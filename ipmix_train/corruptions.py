@@ -290,22 +290,22 @@ def corrupted_set(
 
 
 def cache_folder(
-    cache_dir: str | os.PathLike,
-    images: np.ndarray,
-    labels: np.ndarray,
-    corruptions: Sequence[str] = CORRUPTIONS,
-    severities: Sequence[int] = SEVERITIES,
-    seed: int = 0,
+    cache_dir: str | os.PathLike, images: np.ndarray, labels: np.ndarray, *key: object
 ) -> Path:
-    """Where :func:`corrupted_set` keeps the cache of these inputs: ``cache_dir/<key>``, the
-    key a hash of the images, labels, corruptions, severities, seed and package version."""
+    """Where :func:`corrupted_set` keeps the cache of ``images`` (uint8 ``[N, S, S, 3]``) and
+    ``labels`` for ``key = (corruptions, severities, seed)``: ``cache_dir/<hash>``, a hash of
+    the arrays, the key and the package version."""
     from importlib.metadata import version
 
+    corruptions, severities, seed = key
     images = np.ascontiguousarray(images, dtype=np.uint8)
-    labels = np.ascontiguousarray(labels, dtype=np.int64)
     pkg = version("imagecorruptions-imaug")
     h = hashlib.sha256()
-    for part in (images.tobytes(), labels.tobytes(), repr(images.shape).encode()):
+    for part in (
+        images.tobytes(),
+        np.asarray(labels, np.int64).tobytes(),
+        repr(images.shape).encode(),
+    ):
         h.update(part)
     h.update(json.dumps([list(corruptions), list(severities), seed, pkg]).encode())
     return Path(cache_dir) / f"c{images.shape[1]}px-n{len(images)}-{h.hexdigest()[:16]}"

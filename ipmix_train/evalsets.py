@@ -163,7 +163,7 @@ def beton_labels(path: str | os.PathLike) -> np.ndarray:
         raise ValueError(f"{path}: not a readable .beton ({type(e).__name__}: {e})") from e
     if reader.field_names[:2] != ["image", "label"]:
         raise ValueError(f"{path}: fields {reader.field_names}, expected ['image', 'label']")
-    return np.asarray(reader.metadata["f1"], np.int64).reshape(-1)
+    return np.array(reader.metadata["f1"], np.int64).reshape(-1)  # a copy: writable
 
 
 def beton_set(path: str | os.PathLike, size: int, crop: bool = True) -> ValSet:

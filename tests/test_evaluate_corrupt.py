@@ -25,6 +25,12 @@ from ipmix_train.evaluate import load_model, main
 _EVAL = {"mean": [0.5] * 3, "std": [0.5] * 3, "image_size": 32}
 
 
+def run_cli(ckpt: Path, val: Path, flags: str = "", *more: str) -> int:
+    """train/evaluate.py's ``main`` on the CPU, no progress bars; ``flags`` split on spaces."""
+    base = ["--checkpoint", str(ckpt), "--val-data", str(val), "--no-progress", "--device", "cpu"]
+    return main([*base, *flags.split(), *more])
+
+
 def _eight(photos32: np.ndarray) -> np.ndarray:
     """8 distinct 32 px images: the 4 photos and their mirror images."""
     return np.ascontiguousarray(np.concatenate([photos32, photos32[:, :, ::-1]]))
@@ -57,10 +63,9 @@ def test_on_the_fly_is_streamed_on_workers_and_matches_corrupting_the_whole_set(
     ckpt = _checkpoint(tmp_path / "run" / "checkpoint.pt", 2)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")  # default workers: all this node's cores
     out = tmp_path / "res.json"
-    args = ["--checkpoint", str(ckpt), "--val-data", str(val), "--corrupt-on-the-fly"]
-    args += ["--corruptions", "gaussian_noise", "contrast", "--severities", "2", "5"]
-    args += ["--no-progress", "--device", "cpu", "--no-crop", "--batch-size", "3"]
-    assert main([*args, "--out", str(out)]) == 0, capsys.readouterr().err
+    flags = "--corrupt-on-the-fly --corruptions gaussian_noise contrast --severities 2 5"
+    rc = run_cli(ckpt, val, flags + " --no-crop --batch-size 3", "--out", str(out))
+    assert rc == 0, capsys.readouterr().err
     res = json.loads(out.read_text())
     text = capsys.readouterr().out
     assert "8 images x 2 corruptions x 2 severities = 32 corrupted 32 px images" in text
@@ -107,26 +112,8 @@ def test_estimate_only_prints_the_cost_and_stops(tmp_path, photos32, capsys) -> 
     val = _write_folder(tmp_path / "val", photos32)
     ckpt = _checkpoint(tmp_path / "c.pt", 2)
     out = tmp_path / "r.json"
-    rc = main(
-        [
-            "--checkpoint",
-            str(ckpt),
-            "--val-data",
-            str(val),
-            "--corrupt-on-the-fly",
-            "--corruptions",
-            "contrast",
-            "zoom_blur",
-            "--estimate-only",
-            "--estimate-sample",
-            "1",
-            "--workers",
-            "1",
-            "--no-progress",
-            "--out",
-            str(out),
-        ]
-    )
+    flags = "--corrupt-on-the-fly --corruptions contrast zoom_blur --estimate-only"
+    rc = run_cli(ckpt, val, flags + " --estimate-sample 1 --workers 1", "--out", str(out))
     text = capsys.readouterr().out
     assert rc == 0 and "4 images x 2 corruptions x 5 severities = 40 corrupted" in text
     assert "measured on 1 sample image(s)" in text
@@ -164,10 +151,9 @@ def test_measure_times_every_variant(photos32) -> None:
 def test_bad_corruption_names_are_refused(tmp_path, photos32, capsys) -> None:
     val = _write_folder(tmp_path / "val", photos32)
     ckpt = _checkpoint(tmp_path / "c.pt", 2)
-    base = ["--checkpoint", str(ckpt), "--val-data", str(val), "--corrupt-on-the-fly"]
-    assert main([*base, "--corruptions", "fogg"]) == 2
+    assert run_cli(ckpt, val, "--corrupt-on-the-fly --corruptions fogg") == 2
     assert "--corruptions: unknown ['fogg']" in capsys.readouterr().err
-    assert main([*base, "--severities", "0"]) == 2
+    assert run_cli(ckpt, val, "--corrupt-on-the-fly --severities 0") == 2
     assert "--severities must be from (1, 2, 3, 4, 5)" in capsys.readouterr().err
 
 
@@ -177,24 +163,8 @@ def test_cache_larger_than_the_disk_is_refused(tmp_path, photos32, capsys, monke
     val = _write_folder(tmp_path / "val", photos32)
     ckpt = _checkpoint(tmp_path / "c.pt", 2)
     monkeypatch.setattr(E, "_free_bytes", lambda path: 1000)  # a nearly full disk
-    rc = main(
-        [
-            "--checkpoint",
-            str(ckpt),
-            "--val-data",
-            str(val),
-            "--corrupt-on-the-fly",
-            "--corruptions",
-            "contrast",
-            "--severities",
-            "1",
-            "--workers",
-            "1",
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            "--no-progress",
-        ]
-    )
+    flags = "--corrupt-on-the-fly --corruptions contrast --severities 1 --workers 1"
+    rc = run_cli(ckpt, val, flags, "--cache-dir", str(tmp_path / "cache"))
     err = capsys.readouterr()
     assert rc == 2 and "cache: 0.0 GB" in err.out  # 4 x 32 x 32 x 3 x 2 bytes
     assert "--cache-dir" in err.err and "leave out --cache-dir to stream" in err.err
@@ -210,21 +180,7 @@ def test_partial_imagenet_c_tree_names_what_is_missing(tmp_path, photos32, capsy
             _write_folder(inc / c / str(s), C.corrupt_images(photos32, c, s))
     ckpt = _checkpoint(tmp_path / "run" / "checkpoint.pt", 2)
     out = tmp_path / "r.json"
-    rc = main(
-        [
-            "--checkpoint",
-            str(ckpt),
-            "--val-data",
-            str(val),
-            "--imagenet-c",
-            str(inc),
-            "--no-progress",
-            "--device",
-            "cpu",
-            "--out",
-            str(out),
-        ]
-    )
+    rc = run_cli(ckpt, val, "--imagenet-c", str(inc), "--out", str(out))
     text = capsys.readouterr().out
     assert rc == 0
     res = json.loads(out.read_text())
@@ -290,20 +246,7 @@ def test_full_mce_of_a_small_set_carries_the_caveat(tmp_path, capsys) -> None:
     val = _write_folder(tmp_path / "val", np.stack([photo(n, 64) for n in names]), names)
     ckpt = _checkpoint(tmp_path / "c.pt", 4, eval_entry={**_EVAL, "image_size": 64})
     out = tmp_path / "r.json"
-    rc = main(
-        [
-            "--checkpoint",
-            str(ckpt),
-            "--val-data",
-            str(val),
-            "--corrupt-on-the-fly",
-            "--no-progress",
-            "--device",
-            "cpu",
-            "--out",
-            str(out),
-        ]
-    )
+    rc = run_cli(ckpt, val, "--corrupt-on-the-fly", "--out", str(out))
     text = capsys.readouterr().out
     res = json.loads(out.read_text())
     assert rc == 0 and "mce_pct" in res and res["mce_comparable"] is False
@@ -317,27 +260,8 @@ def test_results_name_their_units(tmp_path, photos32) -> None:
     val = _write_folder(tmp_path / "val", photos32)
     ckpt = _checkpoint(tmp_path / "c.pt", 2)
     out = tmp_path / "r.json"
-    assert (
-        main(
-            [
-                "--checkpoint",
-                str(ckpt),
-                "--val-data",
-                str(val),
-                "--corrupt-on-the-fly",
-                "--corruptions",
-                "contrast",
-                "--severities",
-                "1",
-                "--workers",
-                "1",
-                "--no-progress",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    flags = "--corrupt-on-the-fly --corruptions contrast --severities 1 --workers 1"
+    assert run_cli(ckpt, val, flags, "--out", str(out)) == 0
     res = json.loads(out.read_text())
     assert sorted(res["clean"]) == ["calib_rms_pct", "n", "top1_err_pct", "top5_err_pct"]
     assert sorted(res["corrupted"]["contrast"]["1"]) == sorted(res["clean"])
