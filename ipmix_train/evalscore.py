@@ -137,7 +137,8 @@ def mce_caveats(
     out = []
     if missing:
         out.append(
-            f"partial: {len(missing)} of the 15 corruptions lack severities ({', '.join(missing)})"
+            f"partial: {len(missing)} of the 15 corruptions lack severities (see "
+            "imagenet_c_missing)"
         )
     if num_classes != IMAGENET_CLASSES:
         out.append(f"{num_classes} classes, not ImageNet's {IMAGENET_CLASSES}")

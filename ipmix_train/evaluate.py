@@ -113,7 +113,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--corruptions",
         nargs="+",
-        default=list(CORRUPTIONS),
         metavar="NAME",
         help="with --corrupt-on-the-fly: these corruptions (default: the 15)",
     )
@@ -121,7 +120,6 @@ def _parser() -> argparse.ArgumentParser:
         "--severities",
         nargs="+",
         type=int,
-        default=list(SEVERITIES),
         metavar="S",
         help="with --corrupt-on-the-fly: these severities (default 1-5)",
     )
@@ -174,8 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     pool = None
     try:
-        if args.batch_size < 1 or args.estimate_sample < 1:
-            raise ValueError("--batch-size and --estimate-sample must be >= 1")
+        _check_flags(args)
         workers = rank_share_of_cores() if args.workers is None else max(1, args.workers)
         path = Path(args.val_data)
         model, info = load_model(args.checkpoint, arch=args.arch)
@@ -197,10 +194,13 @@ def main(argv: list[str] | None = None) -> int:
             corrupted = imagenet_c_sets(args.imagenet_c, clean, size, info["num_classes"])
             generated = False
         elif args.corrupt_on_the_fly:
-            check_names(args.corruptions, args.severities)
-            cs, ss = tuple(dict.fromkeys(args.corruptions)), tuple(sorted(set(args.severities)))
+            cs = tuple(dict.fromkeys(args.corruptions or CORRUPTIONS))
+            ss = tuple(sorted(set(args.severities or SEVERITIES)))
+            check_names(cs, ss)
             pool = open_pool(workers)
-            sample = next(clean.batches(min(args.estimate_sample, len(clean)), workers))[1]
+            first = clean.batches(min(args.estimate_sample, len(clean)), workers)
+            sample = next(first)[1]
+            first.close()
             nbytes = cache_bytes(len(clean), size, len(cs) * len(ss)) if args.cache_dir else 0
             estimate = measure(
                 sample,
@@ -259,6 +259,18 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(f"plot: {png}")
     return 0
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    """ValueError naming a flag that is out of range or has no effect with the others."""
+    if args.batch_size < 1 or args.estimate_sample < 1:
+        raise ValueError("--batch-size and --estimate-sample must be >= 1")
+    if args.imagenet_c and args.corrupt_on_the_fly:
+        raise ValueError("--imagenet-c and --corrupt-on-the-fly: choose one")
+    needs = ("corruptions", "severities", "estimate_only", "cache_dir")
+    given = [f"--{k.replace('_', '-')}" for k in needs if getattr(args, k)]
+    if given and not args.corrupt_on_the_fly:
+        raise ValueError(f"{', '.join(given)} only apply with --corrupt-on-the-fly")
 
 
 def _cached(args, clean: ValSet, cs, ss, workers: int, nbytes: int):

@@ -155,6 +155,12 @@ def test_bad_corruption_names_are_refused(tmp_path, photos32, capsys) -> None:
     assert "--corruptions: unknown ['fogg']" in capsys.readouterr().err
     assert run_cli(ckpt, val, "--corrupt-on-the-fly --severities 0") == 2
     assert "--severities must be from (1, 2, 3, 4, 5)" in capsys.readouterr().err
+    assert run_cli(ckpt, val, "--corruptions fog --estimate-only") == 2  # no on-the-fly
+    assert "--corruptions, --estimate-only only apply with --corrupt-on-the-fly" in (
+        capsys.readouterr().err
+    )
+    assert run_cli(ckpt, val, "--corrupt-on-the-fly --imagenet-c x") == 2
+    assert "--imagenet-c and --corrupt-on-the-fly: choose one" in capsys.readouterr().err
 
 
 def test_cache_larger_than_the_disk_is_refused(tmp_path, photos32, capsys, monkeypatch) -> None:
