@@ -129,13 +129,14 @@ class Estimate:
             if self.cache_bytes
             else "streamed: each corrupted batch is scored and dropped, nothing is written"
         )
+        cpu = "" if self.cpu_hours >= 1 else f" ({_duration(self.cpu_hours)} of CPU time)"
         return [
             f"corrupting on the fly: {self.images:,} images x {n_c} corruptions x {n_s} "
             f"severities = {self.images * self.variants:,} corrupted {self.image_size} px images",
             f"measured on {self.sample} sample image(s): "
             f"{sum(per.values()) * n_s:.3f} s per image for all variants; slowest {slow} "
             f"{per[slow]:.3f} s per image per severity",
-            f"estimate: {self.cpu_hours:,.2f} CPU-hours, {self.hours:,.2f} h on "
+            f"estimate: {self.cpu_hours:,.2f} CPU-hours{cpu}, {_duration(self.hours)} on "
             f"{self.workers} worker process{'es' if self.workers > 1 else ''} (at best)",
             store,
         ]
@@ -146,6 +147,13 @@ class Estimate:
             c: {str(s): t for s, t in v.items()} for c, v in self.seconds_per_image.items()
         }
         return {**d, "variants": self.variants, "cpu_hours": self.cpu_hours, "hours": self.hours}
+
+
+def _duration(hours: float) -> str:
+    """``2.50 h``, ``12.0 min`` or ``3.4 s``."""
+    if hours >= 1:
+        return f"{hours:,.2f} h"
+    return f"{hours * 60:.1f} min" if hours * 60 >= 1 else f"{hours * 3600:.1f} s"
 
 
 def measure(

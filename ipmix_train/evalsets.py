@@ -143,7 +143,7 @@ def array_set(images: np.ndarray, labels: np.ndarray, where: str = "arrays") -> 
 
     def read(batch_size: int, workers: int) -> Iterator[np.ndarray]:
         for lo in range(0, len(images), batch_size):
-            yield np.ascontiguousarray(images[lo : lo + batch_size], dtype=np.uint8)
+            yield np.array(images[lo : lo + batch_size], dtype=np.uint8)  # a writable copy
 
     labels = np.asarray(labels, np.int64)
     return ValSet(where, "arrays", labels, None, int(images.shape[1]), read)

@@ -131,6 +131,11 @@ def test_estimate_extrapolates_to_imagenet_scale() -> None:
     text = "\n".join(e.lines())
     assert "50,000 images x 15 corruptions x 5 severities = 3,750,000 corrupted 224 px" in text
     assert "166.67 CPU-hours, 20.83 h on 8 worker processes" in text
+    short = Estimate(20, 32, 2, 2, {"fog": {1: 0.5, 5: 1.0}}).lines()[2]
+    assert (
+        short
+        == "estimate: 0.01 CPU-hours (30.0 s of CPU time), 15.0 s on 2 worker processes (at best)"
+    )
     assert "slowest glass_blur 1.000 s" in text and "nothing is written" in text
     # the raw cache the issue measured: ~570 GB for ImageNet's val set at 224 px
     nbytes = C.cache_bytes(50_000, 224, 75)
