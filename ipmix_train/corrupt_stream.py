@@ -137,7 +137,8 @@ class Estimate:
             f"{sum(per.values()) * n_s:.3f} s per image for all variants; slowest {slow} "
             f"{per[slow]:.3f} s per image per severity",
             f"estimate: {self.cpu_hours:,.2f} CPU-hours{cpu}, {_duration(self.hours)} on "
-            f"{self.workers} worker process{'es' if self.workers > 1 else ''} (at best)",
+            f"{self.workers} worker process{'es' if self.workers > 1 else ''} (at best),"
+            " corrupting only: decoding and the model's forward passes come on top",
             store,
         ]
 

@@ -134,7 +134,8 @@ def test_estimate_extrapolates_to_imagenet_scale() -> None:
     short = Estimate(20, 32, 2, 2, {"fog": {1: 0.5, 5: 1.0}}).lines()[2]
     assert (
         short
-        == "estimate: 0.01 CPU-hours (30.0 s of CPU time), 15.0 s on 2 worker processes (at best)"
+        == "estimate: 0.01 CPU-hours (30.0 s of CPU time), 15.0 s on 2 worker processes (at best),"
+        " corrupting only: decoding and the model's forward passes come on top"
     )
     assert "slowest glass_blur 1.000 s" in text and "nothing is written" in text
     # the raw cache the issue measured: ~570 GB for ImageNet's val set at 224 px
