@@ -13,7 +13,8 @@ of a validation set generated once and cached on disk.
   (:class:`CacheError`) or regenerated, never used.
 
 Each corrupted image is a function of ``(seed, corruption, severity, image index)``: the
-package draws from NumPy's global RNG, which is re-seeded from that key before every image.
+package draws from NumPy's global RNG, which is re-seeded from that key before every image
+(``glass_blur`` takes the key as its ``seed`` argument instead).
 """
 
 from __future__ import annotations
@@ -28,9 +29,6 @@ from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
-
-# the image files torchvision's ImageFolder (and so every loader here) reads
-from pipelines.datasets.folder import IMG_EXTENSIONS
 
 CORRUPTIONS = (
     "gaussian_noise",
@@ -118,15 +116,22 @@ def find_imagenet_c(root: str | os.PathLike) -> dict[str, dict[int, Path]]:
 
 
 def _has_images(folder: Path) -> bool:
+    # the image files torchvision's ImageFolder (and so every loader here) reads; imported
+    # here so that corruption workers (ipmix_train.corrupt_stream) start without pipelines
+    from pipelines.datasets.folder import IMG_EXTENSIONS
+
     return any(p.suffix.lower() in IMG_EXTENSIONS for p in folder.iterdir())
 
 
 # ---------------------------------------------------------------------- generation
-def corrupt_images(images: np.ndarray, corruption: str, severity: int, seed: int = 0) -> np.ndarray:
+def corrupt_images(
+    images: np.ndarray, corruption: str, severity: int, seed: int = 0, start: int = 0
+) -> np.ndarray:
     """``images`` uint8 ``[N, S, S, 3]`` with ``corruption`` at ``severity`` (new array).
 
-    Image ``i`` is corrupted after seeding NumPy's global RNG from
-    ``(seed, corruption, severity, i)``; the caller's global RNG state is restored after.
+    ``images[i]`` is image ``start + i`` of its set: it is corrupted after seeding NumPy's
+    global RNG from ``(seed, corruption, severity, start + i)``, so a chunk of a set gets
+    the same pixels as the whole set; the caller's global RNG state is restored after.
     """
     from imagecorruptions import corrupt
 
@@ -138,8 +143,11 @@ def corrupt_images(images: np.ndarray, corruption: str, severity: int, seed: int
     state = np.random.get_state()  # noqa: NPY002 - the package uses the legacy global RNG
     try:
         for i, img in enumerate(images):
-            np.random.seed(_key(seed, corruption, severity, i))  # noqa: NPY002
-            res = np.asarray(corrupt(img, corruption_name=corruption, severity=severity))
+            key = _key(seed, corruption, severity, start + i)
+            np.random.seed(key)  # noqa: NPY002
+            # glass_blur alone draws from a seed argument (else a fresh default_rng)
+            kw = {"seed": key} if corruption == "glass_blur" else {}
+            res = np.asarray(corrupt(img, corruption_name=corruption, severity=severity, **kw))
             out[i] = np.clip(np.rint(res), 0, 255).astype(np.uint8)[..., :3]
     finally:
         np.random.set_state(state)  # noqa: NPY002
@@ -222,12 +230,8 @@ def corrupted_set(
             f"{labels.shape}"
         )
     pkg = version("imagecorruptions-imaug")
-    h = hashlib.sha256()
-    for part in (images.tobytes(), labels.tobytes(), repr(images.shape).encode()):
-        h.update(part)
-    h.update(json.dumps([list(corruptions), list(severities), seed, pkg]).encode())
-    root = Path(cache_dir)
-    folder = root / f"c{images.shape[1]}px-n{len(images)}-{h.hexdigest()[:16]}"
+    folder = cache_folder(cache_dir, images, labels, corruptions, severities, seed)
+    root = folder.parent
     if folder.exists():
         try:
             return folder, check_cache(folder)
@@ -285,6 +289,37 @@ def corrupted_set(
     return folder, manifest
 
 
-def load_variant(folder: str | os.PathLike, corruption: str, severity: int) -> np.ndarray:
-    """The cached uint8 ``[N, S, S, 3]`` images of one ``(corruption, severity)``."""
-    return np.load(Path(folder) / corruption / f"{severity}.npy")
+def cache_folder(
+    cache_dir: str | os.PathLike, images: np.ndarray, labels: np.ndarray, *key: object
+) -> Path:
+    """Where :func:`corrupted_set` keeps the cache of ``images`` (uint8 ``[N, S, S, 3]``) and
+    ``labels`` for ``key = (corruptions, severities, seed)``: ``cache_dir/<hash>``, a hash of
+    the arrays, the key and the package version."""
+    from importlib.metadata import version
+
+    corruptions, severities, seed = key
+    images = np.ascontiguousarray(images, dtype=np.uint8)
+    pkg = version("imagecorruptions-imaug")
+    h = hashlib.sha256()
+    for part in (
+        images.tobytes(),
+        np.asarray(labels, np.int64).tobytes(),
+        repr(images.shape).encode(),
+    ):
+        h.update(part)
+    h.update(json.dumps([list(corruptions), list(severities), seed, pkg]).encode())
+    return Path(cache_dir) / f"c{images.shape[1]}px-n{len(images)}-{h.hexdigest()[:16]}"
+
+
+def cache_bytes(images: int, image_size: int, variants: int) -> int:
+    """Bytes of a :func:`corrupted_set` cache: raw uint8 clean images plus ``variants``
+    corrupted copies (``.npy`` headers left out)."""
+    return images * image_size * image_size * 3 * (1 + variants)
+
+
+def load_variant(
+    folder: str | os.PathLike, corruption: str, severity: int, mmap: bool = False
+) -> np.ndarray:
+    """The cached uint8 ``[N, S, S, 3]`` images of one ``(corruption, severity)`` (``mmap``:
+    memory-mapped, read when used)."""
+    return np.load(Path(folder) / corruption / f"{severity}.npy", mmap_mode="r" if mmap else None)

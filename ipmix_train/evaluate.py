@@ -3,35 +3,53 @@
 
     python train/evaluate.py --checkpoint runs/paper --val-data imagenet/val \\
         --imagenet-c imagenet-c/ --out results.json
+    python train/evaluate.py --checkpoint runs/paper --val-data val.beton \\
+        --corrupt-on-the-fly --estimate-only          # how long would it take?
     python train/evaluate.py --checkpoint runs/demo/checkpoint.pt --val-data demo/val \\
-        --corrupt-on-the-fly --cache-dir corruption_cache --out results.json
+        --corrupt-on-the-fly --corruptions fog contrast --severities 1 3 5 --out results.json
 
 ``--checkpoint``: a run directory of ``train/imagenet.py`` (its ``checkpoint.pt``) or a
 checkpoint file; the architecture, class count, input size and normalisation come from it.
-``--val-data``: an ImageFolder tree (``<class>/<image>``); each image is centre-cropped to
-224/256 of its shorter side and resized to the input size (the trainers' val transform), or
-resized whole with ``--no-crop`` (the default of checkpoints whose ``eval`` entry says
-``val_crop: false``, such as the robustness experiment's 32 px models).
+``--val-data``: an ImageFolder tree (``<class>/<image>``; each image centre-cropped to
+224/256 of its shorter side and resized to the input size, the trainers' val transform, or
+resized whole with ``--no-crop``, the default of checkpoints whose ``eval`` entry says
+``val_crop: false``), or a ``.beton`` file (``tools/write_beton.py``), read through the FFCV
+val loader (its centre crop of 224/256; no whole-image mode). The set is read batch by
+batch, never held in memory whole.
 
-Reported: top-1/top-5 error (%) and RMS calibration error (%; adaptive bins of 100 samples
-sorted by confidence, :func:`ipmix_train.metrics.calibration_rms`) on the clean set, and per
-corruption and severity; the mean corruption error (the plain mean of the corrupted top-1
-errors) and the mCE (each corruption's error summed over severities divided by AlexNet's,
-averaged over the 15 ImageNet-C corruptions, in %; meaningful for ImageNet only).
+Reported, all in percent (JSON keys ending in ``_pct``): top-1/top-5 error and RMS
+calibration error (adaptive bins of 100 samples sorted by confidence) on the clean set and
+per corruption and severity; the mean corruption error (the plain mean of the corrupted
+top-1 errors); and the mCE: each ImageNet-C corruption's top-1 error summed over its 5
+severities divided by AlexNet's (the benchmark's normaliser: 100 means AlexNet's
+robustness), averaged over the 15 corruptions. The mCE needs all 15 x 5 variants: with
+fewer, the missing ones are listed and a ``mce_partial_pct`` over the complete corruptions
+is reported instead. It is comparable to published numbers only on ImageNet's 1000-class
+val set at 224 px with the released ImageNet-C files; otherwise the output and the JSON
+(``mce_comparable``, ``mce_caveats``) say why not.
 
 Corrupted data: ``--imagenet-c DIR`` reads the benchmark's ``DIR/<corruption>/<severity>/
-<class>/*`` (already centre crops: only resized to the input size). Otherwise
-``--corrupt-on-the-fly`` applies the 15 corruptions x 5 severities to the preprocessed val
-images with ``imagecorruptions`` and caches the result (``--cache-dir``; see
-:mod:`ipmix_train.corruptions`). Outputs: a table on stdout, ``--out`` JSON and a PNG plot next
-to it (error vs severity per corruption). Exit status: 0 done, 2 bad input.
+<class>/*`` (already centre crops: only resized). With a ``.beton`` val set its class
+folders are matched by sorted order (a .beton stores no class names). Otherwise
+``--corrupt-on-the-fly`` corrupts the val images with ``imagecorruptions`` while reading
+them (``--corruptions``/``--severities``: default all 15 x 5), on ``--workers`` processes
+(default: this rank's share of the cores), streamed: each corrupted batch is scored and
+dropped. Before starting it times every variant on ``--estimate-sample`` images and prints
+the estimated CPU-hours and hours. ``--cache-dir DIR`` instead writes every variant to disk
+once (raw uint8, for re-evaluating many checkpoints on a small set; the estimate shows the
+bytes, and a cache larger than the disk's free space is refused).
+
+Outputs: a table on stdout, ``--out`` JSON and a PNG plot next to it (error vs severity per
+corruption). Exit status: 0 done, 2 bad input.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -39,307 +57,89 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
-from tqdm import tqdm
 
-from ipmix_train.checkpoint import CheckpointError, load_checkpoint, write_text_atomic
+from fractal_store.store import rank_share_of_cores
+from ipmix_train.checkpoint import CheckpointError, write_text_atomic
+from ipmix_train.corrupt_stream import OnTheFly, check_names, measure, open_pool
 from ipmix_train.corruptions import (
-    ALEXNET_ERR,
     CORRUPTIONS,
     SEVERITIES,
+    CacheError,
+    cache_bytes,
+    cache_folder,
     corrupted_set,
-    find_imagenet_c,
-    load_variant,
 )
-from ipmix_train.metrics import calibration_rms, topk_correct
-from pipelines.datasets.folder import IMG_EXTENSIONS
+from ipmix_train.evalcore import (
+    cache_sets,
+    check_classes,
+    evaluate,
+    imagenet_c_sets,
+    load_model,
+)
+from ipmix_train.evalreport import format_table, plot_severity
+from ipmix_train.evalscore import corruption_summary, scores, upgrade_keys
+from ipmix_train.evalsets import ValSet, array_set, list_imagefolder, load_images, val_set
 
-CROP_RATIO = 224 / 256
+__all__ = [
+    "cache_sets",
+    "corruption_summary",
+    "evaluate",
+    "list_imagefolder",
+    "load_images",
+    "load_model",
+    "main",
+    "scores",
+    "upgrade_keys",
+]
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ipmix-corrupt"
-
-
-# ---------------------------------------------------------------------- model
-def load_model(
-    checkpoint: str | os.PathLike, num_classes: int | None = None, arch: str | None = None
-) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The model of a checkpoint (eval mode, CPU) and how to feed it.
-
-    ``checkpoint``: a file, or a run directory holding ``checkpoint.pt``. ``num_classes``
-    (of the data) and ``arch`` (when given) must match the checkpoint. Returns
-    ``(model, info)``, ``info`` with ``arch``, ``num_classes``, ``image_size``, ``mean``,
-    ``std`` and ``path``. Raises :class:`CheckpointError` naming the file and the problem.
-    """
-    from ipmix_train.models import build_model
-
-    path = Path(checkpoint)
-    if path.is_dir():
-        path = path / "checkpoint.pt"
-    state = load_checkpoint(path)
-    cfg = state.get("config") or {}
-    saved_arch = cfg.get("arch")
-    arch = arch or saved_arch
-    if arch is None:
-        raise CheckpointError(f"{path}: names no architecture (config.arch); pass --arch")
-    weights = [(k, v) for k, v in state["model"].items() if k.endswith("weight") and v.ndim == 2]
-    if not weights:
-        raise CheckpointError(f"{path}: no classifier weight in the model state")
-    classes = int(weights[-1][1].shape[0])
-    if num_classes is not None and num_classes != classes:
-        raise CheckpointError(
-            f"{path}: the checkpoint classifies {classes} classes, the data has {num_classes}"
-        )
-    try:
-        model = build_model(arch, classes)
-    except ValueError as e:
-        raise CheckpointError(f"{path}: {e}") from e
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as e:
-        first = str(e).splitlines()[0] if str(e) else ""
-        raise CheckpointError(
-            f"{path}: weights do not fit {arch} with {classes} classes (saved arch "
-            f"{saved_arch!r}; {first} ...)"
-        ) from e
-    model.eval()
-    mean, std = _normalisation(state, cfg)
-    ev = state.get("eval") or {}
-    size = ev.get("image_size") or cfg.get("val_image_size") or cfg.get("image_size") or 224
-    info = {"path": str(path), "arch": arch, "num_classes": classes, "image_size": int(size)}
-    info["val_crop"] = bool(ev.get("val_crop", True))
-    return model, {**info, "mean": list(mean), "std": list(std)}
-
-
-def _normalisation(state: dict[str, Any], cfg: dict[str, Any]) -> tuple[tuple, tuple]:
-    """mean/std: the checkpoint's ``eval`` entry, else what ``train/imagenet.py`` used."""
-    ev = state.get("eval") or {}
-    if "mean" in ev and "std" in ev:
-        return tuple(ev["mean"]), tuple(ev["std"])
-    from ipmix_ops.config import mean_std
-
-    try:
-        from ipmix_train.config import ipmix_config, make_config
-
-        ipmix = ipmix_config(make_config(cfg))
-    except (ValueError, TypeError):  # not a train/imagenet.py config
-        ipmix = None
-    return mean_std(ipmix)
-
-
-# ---------------------------------------------------------------------- data
-def list_imagefolder(root: str | os.PathLike) -> tuple[list[str], list[tuple[Path, int]]]:
-    """``(class names, [(image path, class index)])`` of an ImageFolder tree; ValueError
-    naming the folder when it is missing, empty or has no images."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such directory")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-    if not classes:
-        raise ValueError(f"{root}: empty folder (expected ImageFolder <class>/<image> folders)")
-    items = [
-        (p, i)
-        for i, c in enumerate(classes)
-        for p in sorted((root / c).iterdir())
-        if p.suffix.lower() in IMG_EXTENSIONS
-    ]
-    if not items:
-        raise ValueError(f"{root}: no images in its {len(classes)} class folders")
-    return classes, items
-
-
-def load_images(
-    items: list[tuple[Path, int]], size: int, *, crop: bool = True, progress: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 ``[N, size, size, 3]`` and int64 labels. ``crop``: centre square of 224/256 of
-    the shorter side, then resize (the val transform); else resize the whole image."""
-    out = np.empty((len(items), size, size, 3), np.uint8)
-    for n, (path, _) in enumerate(tqdm(items, desc="loading", disable=not progress)):
-        try:
-            with Image.open(path) as im:
-                im = im.convert("RGB")
-        except OSError as e:
-            raise ValueError(f"{path}: unreadable image ({e})") from e
-        if crop:
-            w, h = im.size
-            s = max(1, round(CROP_RATIO * min(w, h)))
-            left, top = (w - s) // 2, (h - s) // 2
-            im = im.crop((left, top, left + s, top + s))
-        if im.size != (size, size):
-            im = im.resize((size, size), Image.Resampling.BILINEAR)
-        out[n] = np.asarray(im)
-    return out, np.array([c for _, c in items], np.int64)
-
-
-# ---------------------------------------------------------------------- metrics
-@torch.no_grad()
-def predict(
-    model: torch.nn.Module,
-    images: np.ndarray,
-    mean: Any,
-    std: Any,
-    batch_size: int = 500,
-    device: str = "cpu",
-) -> torch.Tensor:
-    """float32 logits ``[N, C]`` of uint8 NHWC ``images``, normalised ``(x/255-mean)/std``."""
-    model.eval().to(device)
-    from pipelines.contract import Normalise
-
-    normalise = Normalise(mean, std)
-    out = []
-    for lo in range(0, len(images), batch_size):
-        x = torch.from_numpy(np.ascontiguousarray(images[lo : lo + batch_size])).to(device)
-        x = normalise(x.permute(0, 3, 1, 2))
-        out.append(model(x).float().cpu())
-    return torch.cat(out)
-
-
-def scores(logits: torch.Tensor, labels: np.ndarray | torch.Tensor) -> dict[str, float]:
-    """top-1/top-5 error and RMS calibration error, in %, and the sample count."""
-    labels = torch.as_tensor(labels, dtype=torch.int64)
-    c1, c5 = topk_correct(logits, labels)
-    p = logits.softmax(dim=1).max(dim=1)
-    calib = calibration_rms(p.values.numpy(), (p.indices == labels).numpy())
-    n = len(labels)
-    return {
-        "top1_err": 100 - 100 * c1 / n,
-        "top5_err": 100 - 100 * c5 / n,
-        "calib_rms": 100 * calib,
-        "n": n,
-    }
-
-
-def corruption_summary(errors: dict[str, dict[int, float]]) -> dict[str, Any]:
-    """From top-1 errors (%) per corruption and severity: per-corruption mean error, the
-    mean corruption error over everything given, and (only when all 15 ImageNet-C
-    corruptions at all 5 severities are present) the AlexNet-normalised CE and mCE (%)."""
-    if not errors:
-        raise ValueError("no corruption errors to summarise")
-    per = {c: float(np.mean(list(e.values()))) for c, e in errors.items()}
-    out: dict[str, Any] = {
-        "corruption_err": per,
-        "mean_corruption_err": float(np.mean(list(per.values()))),
-    }
-    full = set(CORRUPTIONS) <= set(errors) and all(
-        set(errors[c]) >= set(SEVERITIES) for c in CORRUPTIONS
-    )
-    if full:
-        # CE_c = sum_s E_{s,c} / sum_s E^AlexNet_{s,c}; ALEXNET_ERR holds the mean over s
-        ce = {c: per[c] / (100 * ALEXNET_ERR[c]) * 100 for c in CORRUPTIONS}
-        out["ce_alexnet"] = ce
-        out["mce"] = float(np.mean(list(ce.values())))
-    return out
-
-
-# ---------------------------------------------------------------------- the evaluation
-def evaluate(
-    model: torch.nn.Module,
-    info: dict[str, Any],
-    clean: tuple[np.ndarray, np.ndarray],
-    corrupted: dict[str, dict[int, Any]],
-    *,
-    device: str = "cpu",
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Clean and corrupted scores. ``corrupted``: ``{corruption: {severity: source}}``, a
-    source being ``(images, labels)`` or a callable returning them (loaded when needed)."""
-    mean, std = info["mean"], info["std"]
-    res: dict[str, Any] = {
-        "clean": scores(predict(model, clean[0], mean, std, device=device), clean[1])
-    }
-    jobs = [(c, s, src) for c, sev in corrupted.items() for s, src in sorted(sev.items())]
-    per: dict[str, dict[int, dict[str, float]]] = {}
-    for c, s, src in tqdm(jobs, desc="corrupted sets", disable=not progress or not jobs):
-        images, labels = src() if callable(src) else src
-        per.setdefault(c, {})[s] = scores(predict(model, images, mean, std, device=device), labels)
-    res["corrupted"] = per
-    if per:
-        res.update(
-            corruption_summary(
-                {c: {s: v["top1_err"] for s, v in e.items()} for c, e in per.items()}
-            )
-        )
-        res["corrupted_calib_rms"] = float(
-            np.mean([v["calib_rms"] for e in per.values() for v in e.values()])
-        )
-    return res
-
-
-def format_table(res: dict[str, Any]) -> str:
-    """A plain-text table: clean scores, then error per corruption and severity."""
-    c = res["clean"]
-    lines = [
-        f"clean: top-1 error {c['top1_err']:.2f}%, top-5 error {c['top5_err']:.2f}%, "
-        f"RMS calibration error {c['calib_rms']:.2f}% ({c['n']} images)"
-    ]
-    per = res.get("corrupted") or {}
-    if per:
-        sev = sorted({s for e in per.values() for s in e})
-        head = f"{'corruption':<18}" + "".join(f"{'s' + str(s):>7}" for s in sev)
-        lines += ["", head + f"{'mean':>7}" + (f"{'CE':>7}" if "ce_alexnet" in res else "")]
-        for name, e in per.items():
-            row = f"{name:<18}" + "".join(
-                f"{e[s]['top1_err']:>7.1f}" if s in e else f"{'-':>7}" for s in sev
-            )
-            row += f"{res['corruption_err'][name]:>7.1f}"
-            if "ce_alexnet" in res and name in res["ce_alexnet"]:
-                row += f"{res['ce_alexnet'][name]:>7.1f}"
-            lines.append(row)
-        lines.append(f"mean corruption error {res['mean_corruption_err']:.2f}%")
-        if "mce" in res:
-            lines.append(f"mCE (AlexNet-normalised, ImageNet-C convention) {res['mce']:.2f}%")
-        lines.append(f"mean RMS calibration error, corrupted: {res['corrupted_calib_rms']:.2f}%")
-    return "\n".join(lines)
-
-
-def plot_severity(res: dict[str, Any], path: str | os.PathLike, title: str = "") -> Path:
-    """PNG of top-1 error vs severity, one line per corruption (clean error at severity 0)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9, 5), dpi=110)
-    clean = res["clean"]["top1_err"]
-    cmap = plt.get_cmap("tab20")
-    for i, (name, e) in enumerate((res.get("corrupted") or {}).items()):
-        sev = sorted(e)
-        style = "-" if i < 10 else "--"
-        ax.plot(
-            [0, *sev],
-            [clean] + [e[s]["top1_err"] for s in sev],
-            style,
-            marker="o",
-            ms=3,
-            color=cmap(i % 20),
-            label=name,
-        )
-    ax.axhline(clean, color="k", lw=0.8, ls=":", label="clean")
-    ax.set(xlabel="severity (0 = clean)", ylabel="top-1 error (%)", ylim=(0, 100))
-    ax.set_title(f"{title}: error vs severity" if title else "error vs corruption severity")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+UNITS = {"*_pct": "percent (0-100)", "n": "images", "seconds": "wall-clock seconds"}
 
 
 # ---------------------------------------------------------------------- command line
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="train/evaluate.py",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--checkpoint", required=True, help="run directory or checkpoint file")
-    p.add_argument("--val-data", required=True, help="ImageFolder tree <class>/<image>")
+    p.add_argument("--val-data", required=True, help="ImageFolder tree or .beton file")
     p.add_argument("--imagenet-c", help="ImageNet-C tree <corruption>/<severity>/<class>/*")
     p.add_argument(
         "--corrupt-on-the-fly",
         action="store_true",
-        help="without --imagenet-c: corrupt the val set (cached)",
+        help="without --imagenet-c: corrupt the val set while reading it (streamed)",
     )
-    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="corruption cache folder")
+    p.add_argument(
+        "--corruptions",
+        nargs="+",
+        metavar="NAME",
+        help="with --corrupt-on-the-fly: these corruptions (default: the 15)",
+    )
+    p.add_argument(
+        "--severities",
+        nargs="+",
+        type=int,
+        metavar="S",
+        help="with --corrupt-on-the-fly: these severities (default 1-5)",
+    )
+    p.add_argument(
+        "--estimate-sample",
+        type=int,
+        default=2,
+        metavar="K",
+        help="time the corruptions on K val images before starting (default 2)",
+    )
+    p.add_argument(
+        "--estimate-only",
+        action="store_true",
+        help="print the time estimate of --corrupt-on-the-fly and stop",
+    )
+    p.add_argument(
+        "--cache-dir",
+        help="write the corrupted sets once to this folder (raw "
+        f"uint8; default: stream, no cache; e.g. {DEFAULT_CACHE})",
+    )
     p.add_argument("--arch", help="check the checkpoint against this architecture")
     p.add_argument("--image-size", type=int, help="input side (default: the checkpoint's)")
     p.add_argument(
@@ -348,49 +148,105 @@ def main(argv: list[str] | None = None) -> int:
         help="centre-crop 224/256 of the val images (default: the checkpoint's setting, else on)",
     )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--workers", type=int, default=1, help="processes corrupting the val set")
+    p.add_argument("--batch-size", type=int, default=100, help="images per forward pass")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="corruption processes and decoding threads "
+        "(default: this rank's share of the cores, rank_share_of_cores())",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the corruption noise")
     p.add_argument("--out", help="results JSON (a PNG plot is written next to it)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
-    args = p.parse_args(argv)
+    return p
+
+
+def _free_bytes(path: Path) -> int:
+    while not path.exists():
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     t0 = time.perf_counter()
+    pool = None
     try:
-        classes, items = list_imagefolder(args.val_data)
-        model, info = load_model(args.checkpoint, num_classes=len(classes), arch=args.arch)
+        _check_flags(args)
+        workers = rank_share_of_cores() if args.workers is None else max(1, args.workers)
+        path = Path(args.val_data)
+        model, info = load_model(args.checkpoint, arch=args.arch)
         size = args.image_size or info["image_size"]
-        info["image_size"] = size
-        if args.crop is not None:
-            info["val_crop"] = args.crop
-        clean = load_images(items, size, crop=info["val_crop"], progress=args.progress)
+        crop = info["val_crop"] if args.crop is None else args.crop
+        clean = val_set(path, size, crop)
+        check_classes(info, None if clean.classes is None else len(clean.classes))
+        top = int(clean.labels.max())
+        if top >= info["num_classes"]:
+            raise ValueError(
+                f"{path}: label {top}, but the checkpoint classifies {info['num_classes']} classes"
+            )
+        info.update(image_size=size, val_crop=crop)
         corrupted: dict[str, dict[int, Any]] = {}
+        on_the_fly, estimate, generated = None, None, args.corrupt_on_the_fly
         source = source_kind = "none"
         if args.imagenet_c:
-            source = f"ImageNet-C folder {args.imagenet_c}"
-            source_kind = "ImageNet-C"
-            for c, sev in find_imagenet_c(args.imagenet_c).items():
-                for s, folder in sev.items():
-                    corrupted.setdefault(c, {})[s] = _folder_source(folder, classes, size)
+            source, source_kind = f"ImageNet-C folder {args.imagenet_c}", "ImageNet-C"
+            corrupted = imagenet_c_sets(args.imagenet_c, clean, size, info["num_classes"])
+            generated = False
         elif args.corrupt_on_the_fly:
-            folder, manifest = corrupted_set(
-                args.cache_dir,
-                *clean,
-                workers=args.workers,
+            cs = tuple(dict.fromkeys(args.corruptions or CORRUPTIONS))
+            ss = tuple(sorted(set(args.severities or SEVERITIES)))
+            check_names(cs, ss)
+            pool = open_pool(workers)
+            first = clean.batches(min(args.estimate_sample, len(clean)), workers)
+            sample = next(first)[1]
+            first.close()
+            nbytes = cache_bytes(len(clean), size, len(cs) * len(ss)) if args.cache_dir else 0
+            estimate = measure(
+                sample,
+                len(clean),
+                cs,
+                ss,
+                pool=pool,
+                workers=workers,
                 seed=args.seed,
-                progress=args.progress,
-                source=str(Path(args.val_data).resolve()),
+                cache_bytes=nbytes,
             )
-            source = f"imagecorruptions on the val set, cache {folder}"
+            print("\n".join(estimate.lines()), flush=True)
+            if args.estimate_only:
+                return 0
             source_kind = "val set corrupted with imagecorruptions"
-            corrupted = cache_sources(folder, manifest, clean[1])
-        res = evaluate(model, info, clean, corrupted, device=args.device, progress=args.progress)
-    except (CheckpointError, ValueError, FileNotFoundError) as e:
+            if args.cache_dir:
+                corrupted, clean, source = _cached(args, clean, cs, ss, workers, nbytes)
+            else:
+                source = f"imagecorruptions on the val set, streamed on {workers} worker(s)"
+                on_the_fly = OnTheFly(cs, ss, pool, args.seed, window=2 * workers)
+        res = evaluate(
+            model,
+            info,
+            clean,
+            corrupted,
+            on_the_fly=on_the_fly,
+            generated=generated,
+            device=args.device,
+            batch_size=args.batch_size,
+            workers=workers,
+            progress=args.progress,
+        )
+    except (CheckpointError, CacheError, ValueError, FileNotFoundError) as e:
         print(f"train/evaluate.py: error: {e}", file=sys.stderr)
         return 2
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     res = {
         "checkpoint": info,
         "val_data": str(args.val_data),
+        "val_format": clean.kind,
         "corruptions": source,
+        "units": UNITS,
         "seconds": time.perf_counter() - t0,
+        **({"corruption_estimate": estimate.to_dict()} if estimate else {}),
         **res,
     }
     print(format_table(res))
@@ -405,32 +261,43 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _folder_source(folder: Path, classes: list[str], size: int):
-    """A loader of one ImageNet-C ImageFolder, labels mapped by class name to the val's."""
-    index = {c: i for i, c in enumerate(classes)}
-
-    def load() -> tuple[np.ndarray, np.ndarray]:
-        names, items = list_imagefolder(folder)
-        unknown = sorted(set(names) - set(index))
-        if unknown:
-            raise ValueError(f"{folder}: class folders {unknown[:5]} are not in the val data")
-        items = [(path, index[names[i]]) for path, i in items]
-        return load_images(items, size, crop=False, progress=False)
-
-    return load
+def _check_flags(args: argparse.Namespace) -> None:
+    """ValueError naming a flag that is out of range or has no effect with the others."""
+    if args.batch_size < 1 or args.estimate_sample < 1:
+        raise ValueError("--batch-size and --estimate-sample must be >= 1")
+    if args.imagenet_c and args.corrupt_on_the_fly:
+        raise ValueError("--imagenet-c and --corrupt-on-the-fly: choose one")
+    needs = ("corruptions", "severities", "estimate_only", "cache_dir")
+    given = [f"--{k.replace('_', '-')}" for k in needs if getattr(args, k)]
+    if given and not args.corrupt_on_the_fly:
+        raise ValueError(f"{', '.join(given)} only apply with --corrupt-on-the-fly")
 
 
-def cache_sources(
-    folder: Path, manifest: dict[str, Any], labels: np.ndarray
-) -> dict[str, dict[int, Any]]:
-    """``{corruption: {severity: loader}}`` over a corruption cache (``corrupted_set``'s
-    folder and manifest): each loader returns ``(images, labels)`` when :func:`evaluate`
-    asks, so one variant is in memory at a time."""
-
-    def source(corruption: str, severity: int):
-        return lambda: (load_variant(folder, corruption, severity), labels)
-
-    return {c: {s: source(c, s) for s in manifest["severities"]} for c in manifest["corruptions"]}
+def _cached(args, clean: ValSet, cs, ss, workers: int, nbytes: int):
+    """``--cache-dir``: the clean images in memory, every variant written once to disk."""
+    images = np.concatenate([b for _, b, _ in clean.batches(args.batch_size, workers)])
+    folder = cache_folder(args.cache_dir, images, clean.labels, cs, ss, args.seed)
+    if not folder.exists() and nbytes > _free_bytes(Path(args.cache_dir)):
+        raise ValueError(
+            f"--cache-dir {args.cache_dir}: the cache needs {nbytes / 1e9:,.1f} GB, the disk "
+            f"has {_free_bytes(Path(args.cache_dir)) / 1e9:,.1f} GB free; leave out "
+            "--cache-dir to stream the corruptions instead"
+        )
+    folder, manifest = corrupted_set(
+        args.cache_dir,
+        images,
+        clean.labels,
+        corruptions=cs,
+        severities=ss,
+        seed=args.seed,
+        workers=workers,
+        progress=args.progress,
+        source=str(Path(args.val_data).resolve()),
+    )
+    arrays = dataclasses.replace(
+        array_set(images, clean.labels, clean.where), kind=clean.kind, classes=clean.classes
+    )
+    return cache_sets(folder, manifest, clean.labels), arrays, f"cache {folder}"
 
 
 if __name__ == "__main__":

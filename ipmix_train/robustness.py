@@ -97,7 +97,7 @@ class Spec:
 def prepare_data(out: Path, spec: Spec, progress: bool = True) -> dict[str, Any]:
     """Demo ImageFolder, train .beton, fractal store, val arrays and the corruption cache."""
     from ipmix_train.corruptions import corrupted_set
-    from ipmix_train.evaluate import list_imagefolder, load_images
+    from ipmix_train.evalsets import list_imagefolder, load_images
     from pipelines.datasets.beton import write_beton
     from pipelines.datasets.demo import write_demo_imagefolder
 
@@ -119,7 +119,7 @@ def prepare_data(out: Path, spec: Spec, progress: bool = True) -> dict[str, Any]
 
         fractal_store.build_store(store, count=spec.fractals, size=64, seed=0, progress=progress)
     _, items = list_imagefolder(data / "val")
-    val_images, val_labels = load_images(items, 32, crop=spec.eval_crop, progress=progress)
+    val_images, val_labels = load_images(items, 32, crop=spec.eval_crop, workers=default_workers())
     # the held-out corruption subset: the first test_per_class val images of each class
     pick = np.concatenate(
         [np.flatnonzero(val_labels == c)[: spec.test_per_class] for c in range(10)]
@@ -171,14 +171,16 @@ def train_run(
     from ipmix_ops.config import mean_std
     from ipmix_train.checkpoint import rng_state, save_checkpoint
     from ipmix_train.engine import DistEnv, Normalizer, Trainer, param_groups
-    from ipmix_train.evaluate import cache_sources, evaluate
+    from ipmix_train.evalcore import cache_sets, evaluate
+    from ipmix_train.evalscore import upgrade_keys
+    from ipmix_train.evalsets import array_set
     from ipmix_train.models import build_model
     from pipelines import build_loader
 
     done = run_dir / "results.json"
     key = {"method": method, "seed": seed, "spec": _spec_dict(spec)}
     if done.is_file():
-        prev = json.loads(done.read_text())
+        prev = upgrade_keys(json.loads(done.read_text()))  # older files: unit-less keys
         if _run_settings(prev.get("key")) == _run_settings(key):
             return prev
     ipmix = (
@@ -234,11 +236,13 @@ def train_run(
         startup += stats["first_batch_s"]  # loader start-up and JIT compilation
     train_s = time.perf_counter() - t0
     labels = np.load(data["cache"] / "labels.npy")
-    corrupted = cache_sources(data["cache"], data["manifest"], labels)
+    corrupted = cache_sets(data["cache"], data["manifest"], labels)
     info = {"arch": spec.arch, "mean": list(mean), "std": list(std), "image_size": 32}
+    info["num_classes"] = 10
     info["val_crop"] = spec.eval_crop  # how train/evaluate.py should feed this checkpoint
     t1 = time.perf_counter()
-    res = evaluate(model, info, data["val"], corrupted, progress=progress)
+    val = array_set(*data["val"], where="demo val set")
+    res = evaluate(model, info, val, corrupted, generated=True, progress=progress)
     cfg = {
         "arch": spec.arch,
         "num_classes": 10,
@@ -311,8 +315,9 @@ def run_experiment(out: str | os.PathLike, spec: Spec, progress: bool = True) ->
             r = train_run(method, seed, spec, data, out / "runs" / f"{method}-s{seed}", progress)
             runs.setdefault(method, []).append(r)
             print(
-                f"   clean error {r['clean']['top1_err']:.2f}%, mean corruption error "
-                f"{r['mean_corruption_err']:.2f}%, calibration {r['clean']['calib_rms']:.2f}%, "
+                f"   clean error {r['clean']['top1_err_pct']:.2f}%, mean corruption error "
+                f"{r['mean_corruption_err_pct']:.2f}%, calibration "
+                f"{r['clean']['calib_rms_pct']:.2f}%, "
                 f"train {r['train_seconds']:.0f}s",
                 flush=True,
             )
@@ -342,9 +347,9 @@ def _brief(r: dict[str, Any]) -> dict[str, Any]:
         "eval_seconds",
         "steps",
         "train_loss",
-        "mean_corruption_err",
-        "corruption_err",
-        "corrupted_calib_rms",
+        "mean_corruption_err_pct",
+        "corruption_err_pct",
+        "corrupted_calib_rms_pct",
         "clean",
     )
     return {"seed": r["key"]["seed"], **{k: r[k] for k in keep}}
@@ -353,10 +358,10 @@ def _brief(r: dict[str, Any]) -> dict[str, Any]:
 def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
     """Mean and standard deviation over seeds (0 for one seed) of each metric per method."""
     metrics = {
-        "clean_err": lambda r: r["clean"]["top1_err"],
-        "mean_corruption_err": lambda r: r["mean_corruption_err"],
-        "calib_rms": lambda r: r["clean"]["calib_rms"],
-        "corrupted_calib_rms": lambda r: r["corrupted_calib_rms"],
+        "clean_err_pct": lambda r: r["clean"]["top1_err_pct"],
+        "mean_corruption_err_pct": lambda r: r["mean_corruption_err_pct"],
+        "calib_rms_pct": lambda r: r["clean"]["calib_rms_pct"],
+        "corrupted_calib_rms_pct": lambda r: r["corrupted_calib_rms_pct"],
     }
     out = {}
     for method, rs in runs.items():
@@ -377,11 +382,11 @@ def goal(summary: dict[str, dict[str, float]]) -> dict[str, Any]:
     res = {}
     for m in ("ipmix", "ipmix_jsd"):
         if m in summary:
-            cut = 1 - summary[m]["mean_corruption_err"] / van["mean_corruption_err"]
-            gap = summary[m]["clean_err"] - van["clean_err"]
+            cut = 1 - summary[m]["mean_corruption_err_pct"] / van["mean_corruption_err_pct"]
+            gap = summary[m]["clean_err_pct"] - van["clean_err_pct"]
             res[m] = {
-                "corruption_err_cut": cut,
-                "clean_err_gap": gap,
+                "corruption_err_cut_frac": cut,
+                "clean_err_gap_pct": gap,
                 "met": bool(cut >= 0.40 and abs(gap) <= 1.0),
             }
     return res
@@ -399,14 +404,19 @@ def markdown(result: dict[str, Any]) -> str:
     for m, row in s.items():
         cells = [
             f"{row[k]:.1f} ± {row[k + '_std']:.1f}"
-            for k in ("clean_err", "mean_corruption_err", "calib_rms", "corrupted_calib_rms")
+            for k in (
+                "clean_err_pct",
+                "mean_corruption_err_pct",
+                "calib_rms_pct",
+                "corrupted_calib_rms_pct",
+            )
         ]
         lines.append(f"| {LABELS[m]} | " + " | ".join(cells) + f" | {row['train_seconds']:.0f} |")
     lines.append("")
     for m, g in result["goal"].items():
         lines.append(
-            f"- {LABELS[m]}: mean corruption error {-100 * g['corruption_err_cut']:+.0f}% "
-            f"relative to vanilla, clean error {g['clean_err_gap']:+.2f} points (goal: -40% "
+            f"- {LABELS[m]}: mean corruption error {-100 * g['corruption_err_cut_frac']:+.0f}% "
+            f"relative to vanilla, clean error {g['clean_err_gap_pct']:+.2f} points (goal: -40% "
             f"or better with clean error within 1 point: {'met' if g['met'] else 'not met'})."
         )
     lines.append(
@@ -434,12 +444,12 @@ def plot(runs: dict[str, list[dict[str, Any]]], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=110)
     for method, rs in runs.items():
         sev = sorted(int(s) for s in next(iter(rs[0]["corrupted"].values())))
-        ys = [np.mean([r["clean"]["top1_err"] for r in rs])]
+        ys = [np.mean([r["clean"]["top1_err_pct"] for r in rs])]
         for s in sev:
             ys.append(
                 np.mean(
                     [
-                        e[s if s in e else str(s)]["top1_err"]
+                        e[s if s in e else str(s)]["top1_err_pct"]
                         for r in rs
                         for e in r["corrupted"].values()
                     ]

@@ -27,12 +27,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(method: str, seed: int, clean: float, corrupt: float) -> dict:
-    per = {c: {s: {"top1_err": corrupt + s - 3} for s in range(1, 6)} for c in ("fog", "snow")}
+    per = {c: {s: {"top1_err_pct": corrupt + s - 3} for s in range(1, 6)} for c in ("fog", "snow")}
     return {
         "key": {"method": method, "seed": seed},
-        "clean": {"top1_err": clean, "top5_err": 0.0, "calib_rms": 2.0, "n": 100},
-        "mean_corruption_err": corrupt,
-        "corrupted_calib_rms": 5.0,
+        "clean": {"top1_err_pct": clean, "top5_err_pct": 0.0, "calib_rms_pct": 2.0, "n": 100},
+        "mean_corruption_err_pct": corrupt,
+        "corrupted_calib_rms_pct": 5.0,
         "corrupted": per,
         "train_seconds": 10.0,
     }
@@ -67,9 +67,9 @@ def _result(ipmix_corrupt: float, ipmix_clean: float) -> dict:
 
 def test_summary_is_mean_and_std_over_seeds() -> None:
     s = _result(30.0, 11.0)["summary"]
-    assert s["vanilla"]["clean_err"] == pytest.approx(11.0)
-    assert s["vanilla"]["clean_err_std"] == pytest.approx(2**0.5)  # std of (10, 12), ddof 1
-    assert s["vanilla"]["mean_corruption_err"] == pytest.approx(59.0)
+    assert s["vanilla"]["clean_err_pct"] == pytest.approx(11.0)
+    assert s["vanilla"]["clean_err_pct_std"] == pytest.approx(2**0.5)  # std of (10, 12), ddof 1
+    assert s["vanilla"]["mean_corruption_err_pct"] == pytest.approx(59.0)
     assert s["ipmix"]["seeds"] == 2
 
 
@@ -79,7 +79,7 @@ def test_summary_is_mean_and_std_over_seeds() -> None:
 def test_goal_needs_40_percent_cut_and_clean_within_a_point(corrupt, clean, met) -> None:
     g = _result(corrupt, clean)["goal"]["ipmix"]
     assert g["met"] is met
-    assert g["corruption_err_cut"] == pytest.approx(1 - corrupt / 59.0)
+    assert g["corruption_err_cut_frac"] == pytest.approx(1 - corrupt / 59.0)
 
 
 def test_readme_section_is_regenerated_between_markers(tmp_path) -> None:
@@ -152,8 +152,8 @@ def test_quick_run_end_to_end(tmp_path) -> None:
     result = json.loads((out / "results.json").read_text())
     assert set(result["summary"]) == {"vanilla", "ipmix", "ipmix_jsd", "augmix"}
     for row in result["summary"].values():
-        assert 0 <= row["clean_err"] < 90  # learned something (10 classes: chance is 90%)
-        assert 0 <= row["mean_corruption_err"] <= 100
+        assert 0 <= row["clean_err_pct"] < 90  # learned something (10 classes: chance is 90%)
+        assert 0 <= row["mean_corruption_err_pct"] <= 100
     assert result["test_images"] == 100 and len(result["runs"]["vanilla"]) == 1
     assert (out / "robustness.png").stat().st_size > 5000
     assert "| IPMix + JSD |" in (out / "results.md").read_text()

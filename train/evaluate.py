@@ -8,7 +8,9 @@
 
 import sys
 
-from ipmix_train.evaluate import main
-
 if __name__ == "__main__":
+    # imported here, not at the top: the corruption workers re-import this file as their
+    # __main__ and need none of it (ipmix_train.corrupt_stream)
+    from ipmix_train.evaluate import main
+
     sys.exit(main())
