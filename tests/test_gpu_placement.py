@@ -26,14 +26,6 @@ from pipelines.datasets.demo import write_demo_imagefolder  # noqa: E402
 from pipelines.device_ipmix import resolve_ipmix_device  # noqa: E402
 
 S, B = 32, 4
-# The FFCV and DALI cases run in a fresh process of their own (test_loader_thread_backends_
-# in_a_fresh_process): after many other loaders in one process, a Numba thread-safety race
-# (dispatcher finalizers in the main thread vs. compilation in the loader's thread) killed
-# FFCV's thread and then broke later compiles of the whole session on a cold Numba cache.
-_IN_OWN_PROCESS = os.environ.get("IPMIX_PLACEMENT_OWN_PROCESS") == "1"
-own_process = pytest.mark.skipif(
-    not _IN_OWN_PROCESS, reason="run by test_loader_thread_backends_in_a_fresh_process"
-)
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -148,9 +140,7 @@ def beton(folder, tmp_path_factory) -> str:
     return str(path)
 
 
-@own_process
 @pytest.mark.ffcv
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("jsd", [True, False])
 def test_ffcv_backend(beton, bank, jsd):
     make = _maker("ffcv", beton, bank, jsd, workers=1)
@@ -164,7 +154,6 @@ def test_ffcv_backend(beton, bank, jsd):
     assert cpu.ipmix is not None and dev.ipmix is None and dev.device_ipmix is not None
 
 
-@own_process
 @pytest.mark.dali
 @pytest.mark.parametrize("jsd", [True, False])
 def test_dali_backend(folder, bank, jsd):
@@ -174,20 +163,3 @@ def test_dali_backend(folder, bank, jsd):
     make = _maker("dali", folder / "train", bank, jsd, workers=1)
 
     _compare(make, jsd)
-
-
-def test_loader_thread_backends_in_a_fresh_process():
-    """The FFCV and DALI placement tests above, in a process of their own (see the note at
-    the top); they must all run and pass there."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "IPMIX_PLACEMENT_OWN_PROCESS": "1"}
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__]
-    cmd += ["-k", "ffcv_backend or dali_backend"]
-    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=1200)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-6000:]
-    assert "4 passed" in out, out[-3000:]

@@ -293,3 +293,23 @@ def test_torch_thread_count_survives_ffcv(betons):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_an_os_cache_loader_leaves_numbas_shared_types_alone(betons):
+    """FFCV 1.0's page-cache reader set ``mutable = False`` on Numba's interned ``uint8[::1]``
+    type in place, changing its hash under every dict that held it (Numba's overload tables:
+    ``KeyError`` in ``Dispatcher.nopython_signatures`` on later compiles). pipelines.ffcv
+    replaces that reader's type code; the reader still hands out readonly bytes."""
+    import numba as nb
+
+    t = nb.uint8[::1]
+    held = {(t, nb.uint64): "kernel"}
+    before = hash(t)
+    loader = _loader(betons, os_cache=True)
+    next(iter(loader))
+    assert t.mutable and hash(t) == before
+    assert held[(nb.uint8[::1], nb.uint64)] == "kernel" and list(held) == [(t, nb.uint64)]
+    from ffcv.memory_managers.os_cache import OSCacheManager
+
+    state = OSCacheManager.state_type.fget(None)
+    assert not state.types[0].mutable and state.types[0] is not t

@@ -6,9 +6,6 @@ CPU tests use tiny models; the ``gpu`` test runs only where CUDA is."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -188,27 +185,7 @@ def test_cuda_step_has_no_host_synchronisation() -> None:
 
 
 # ---------------------------------------------------------------------- FFCV mid-epoch start
-# Run in a fresh process (the wrapper below): on a cold Numba cache, after test_train.py's
-# FFCV runs in the same process, Numba's overload table of a kernel (``_ops_geometric._copy``)
-# is found corrupt (its OrderedDict cannot find a key it holds: KeyError in
-# ``Dispatcher.nopython_signatures``) when this test compiles IPMix: a known bug of this
-# project with Numba 0.68, not yet understood (README, Known problems).
-_OWN = os.environ.get("IPMIX_TRAIN_STEP_OWN_PROCESS") == "1"
-
-
 @pytest.mark.ffcv
-def test_ffcv_mid_epoch_start_in_a_fresh_process():
-    env = {**os.environ, "IPMIX_TRAIN_STEP_OWN_PROCESS": "1"}
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__]
-    cmd += ["-k", "ffcv_starts_mid_epoch"]
-    root = Path(__file__).resolve().parents[1]
-    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=1200)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0 and "1 passed" in out, out[-6000:]
-
-
-@pytest.mark.ffcv
-@pytest.mark.skipif(not _OWN, reason="run by test_ffcv_mid_epoch_start_in_a_fresh_process")
 def test_ffcv_starts_mid_epoch_without_reading_the_batches_before(
     tmp_path: Path, fractal_like_bank, monkeypatch
 ) -> None:

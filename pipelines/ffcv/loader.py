@@ -43,10 +43,7 @@ runs on the device in the consumer (:mod:`pipelines.device_ipmix`), with the sam
 
 from __future__ import annotations
 
-import gc
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -219,15 +216,9 @@ class FFCVLoader(EpochLoader):
         finally:
             self.order.start = 0
         finished = False
-        first = True
         try:
             while True:
-                if first:  # FFCV's thread compiles its pipeline now: no GC meanwhile
-                    with _no_cyclic_gc():
-                        _wait_for_batch(batches)
-                    first = False
-                else:
-                    _wait_for_batch(batches)
+                _wait_for_batch(batches)
                 self._check(batches)
                 try:
                     images, labels = next(batches)
@@ -242,24 +233,6 @@ class FFCVLoader(EpochLoader):
         finally:
             if not finished:  # the caller broke out: let FFCV's loader thread end
                 batches.terminate_event.set()
-
-
-@contextmanager
-def _no_cyclic_gc() -> Iterator[None]:
-    """Cyclic garbage collection off while FFCV's loader thread compiles its pipeline.
-
-    Numba is not thread-safe here: collecting an earlier loader's compiled pipelines runs
-    their dispatchers' finalizers, which edit Numba's shared typing state while FFCV's thread
-    type-infers the new pipeline. Seen as ``KeyError: (Array(uint8, 1, 'C', ...), ...)`` in
-    ``Dispatcher.nopython_signatures`` in FFCV's thread (which then dies), only on a cold
-    Numba cache and only after other loaders were built in the same process."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _wait_for_batch(batches: Any) -> None:
