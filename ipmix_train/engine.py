@@ -18,7 +18,7 @@ import torch.distributed as dist
 import torchvision
 from tqdm import tqdm
 
-from fractal_store.store import default_workers
+from fractal_store.store import rank_share_of_cores
 
 from .inputs import DevicePrefetcher, Normalizer, StepClock, SyntheticLoader
 from .losses import ipmix_loss
@@ -76,9 +76,8 @@ def setup_distributed(device: str) -> DistEnv:
         dev = torch.device("cpu")
     if world > 1:
         if not dev.type == "cuda":
-            local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
-            cores = default_workers()
-            torch.set_num_threads(max(1, cores // local_world))
+            os.environ.setdefault("LOCAL_WORLD_SIZE", str(world))  # launched without torchrun
+            torch.set_num_threads(rank_share_of_cores())
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     return DistEnv(rank, world, local, dev)
 
