@@ -77,6 +77,9 @@ def test_header_check_names_every_bad_file_or_skips_them(folders, capsys):
     assert "checking" in capsys.readouterr().err  # the progress bar
     with pytest.raises(ValueError, match="bad_files must be"):
         check_image_files(samples, bad_files="ignore")
+    only_bad = [s for s in samples if Path(s[0]).name in ("broken.jpg", "empty.png")]
+    with pytest.raises(BadFilesError, match="would leave no file to load"):  # not an empty loader
+        check_image_files(only_bad, bad_files="skip", cache=False)
 
 
 def test_header_check_cache_is_used_until_a_file_changes(folders, tmp_path, monkeypatch):

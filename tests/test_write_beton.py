@@ -203,8 +203,10 @@ def test_subset_spreads_over_classes_and_all_bad_is_an_error(folder, bad_folder,
     only_bad = tmp_path / "only_bad"
     shutil.copytree(bad_folder / "b", only_bad / "b")
     (only_bad / "b" / "good.jpg").unlink()
-    with pytest.raises(BetonError, match="none of the 3 image files"):
+    with pytest.raises(BetonError, match="none of the 3 image files") as e:
         write_beton(only_bad, tmp_path / "bad.beton", progress=False)
+    named = ("empty.jpg", "text.jpg", "truncated.jpg")
+    assert all(f"{only_bad / 'b' / n}: " in str(e.value) for n in named)
     with pytest.raises(ValueError, match="write_mode"):
         write_beton(folder, tmp_path / "y.beton", write_mode="png", progress=False)
 

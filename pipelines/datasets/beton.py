@@ -249,7 +249,8 @@ def write_beton(
     rule = (max_resolution, min_side, max_aspect)
     good, skipped, modes, biggest = _check(samples, workers, chunk_size, strict, progress, rule)
     if not good:
-        raise BetonError(f"{data_dir}: none of the {len(samples)} image files could be read")
+        listed = "".join(f"\n  {p}: {why}" for p, why in skipped[:20])
+        raise BetonError(f"{data_dir}: none of the {len(samples)} image files is usable:{listed}")
     # isort: off
     from ..ffcv import _import  # noqa: F401  (keeps torch's thread count)
     from ffcv import writer as ffcv_writer

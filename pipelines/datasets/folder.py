@@ -268,10 +268,14 @@ def check_image_files(
         return samples
     listed = "".join(f"\n  {p}: {r}" for p, r in bad[:20])
     more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
-    if bad_files == "error":
+    if bad_files == "error" or len(bad) == len(samples):  # skipping all would load nothing
+        hint = (
+            "remove or replace them, or pass bad_files='skip' to leave them out"
+            if bad_files == "error"
+            else "bad_files='skip' would leave no file to load"
+        )
         raise BadFilesError(
-            f"{len(bad)} of {len(samples)} image files cannot be decoded:{listed}{more}\n"
-            "remove or replace them, or pass bad_files='skip' to leave them out",
+            f"{len(bad)} of {len(samples)} image files cannot be decoded:{listed}{more}\n{hint}",
             bad,
         )
     warnings.warn(
