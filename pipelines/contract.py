@@ -70,11 +70,12 @@ class EpochLoader:
             raise ValueError(f"start_batch must be in [0, {len(self)}], got {start_batch}")
         self.epoch, self.start_batch = int(epoch), int(start_batch)
 
-    def _start_epoch(self) -> int:
-        """The epoch of the pass that starts now; advances the counter (and clears
-        ``start_batch`` for the passes after it)."""
-        epoch, self.epoch = self.epoch, self.epoch + 1
-        return epoch
+    def _start_epoch(self) -> tuple[int, int]:
+        """``(epoch, start_batch)`` of the pass that starts now; advances the epoch counter
+        and clears ``start_batch``, so the passes after it are whole."""
+        epoch, start = self.epoch, self.start_batch
+        self.epoch, self.start_batch = epoch + 1, 0
+        return epoch, start
 
 
 @dataclass(frozen=True)

@@ -268,8 +268,7 @@ class DaliLoader(EpochLoader):
         self._in_epoch = False
 
     def __iter__(self) -> Any:
-        start, self.start_batch = self.start_batch, 0
-        epoch = self._start_epoch()
+        epoch, start = self._start_epoch()
         dev = self.opts.device
         for images, idx in self.raw_batches(epoch, start):
             if self.device_ipmix is not None:  # a new tensor: no copy of DALI's buffer needed

@@ -190,8 +190,7 @@ class TorchLoader(EpochLoader):
         return n // b if self.loader.drop_last else -(-n // b)
 
     def __iter__(self) -> Any:
-        start, self.start_batch = self.start_batch, 0
-        epoch = self._start_epoch()
+        epoch, start = self._start_epoch()
         self.dataset.epoch = epoch
         self.sampler.set_epoch(epoch)
         self.sampler.skip = start * self.loader.batch_size

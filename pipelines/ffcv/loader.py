@@ -205,8 +205,7 @@ class FFCVLoader(EpochLoader):
         return len(self.loader)
 
     def __iter__(self) -> Any:
-        start, self.start_batch = self.start_batch, 0
-        epoch = self._start_epoch()
+        epoch, start = self._start_epoch()
         self.cell.epoch = epoch
         self.loader.next_epoch = epoch
         self.order.start = start * self.loader.batch_size
