@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from pipelines.contract import DEFAULT_CROP_RATIO
+from pipelines.datasets.beton import beton_labels
 from pipelines.datasets.folder import DataDirError, scan_image_folder, to_rgb
 
 Reader = Callable[[int, int], Iterator[np.ndarray]]  # (batch_size, workers) -> uint8 batches
@@ -147,23 +148,6 @@ def array_set(images: np.ndarray, labels: np.ndarray, where: str = "arrays") -> 
 
     labels = np.asarray(labels, np.int64)
     return ValSet(where, "arrays", labels, None, int(images.shape[1]), read)
-
-
-def beton_labels(path: str | os.PathLike) -> np.ndarray:
-    """int64 labels ``[N]`` of a .beton written by ``tools/write_beton.py``, read from its
-    metadata (no image decoded). ValueError naming the file when it is not such a file."""
-    # isort: off
-    from pipelines.ffcv import _import  # noqa: F401  (before ffcv: keeps torch's threads)
-    from ffcv.reader import Reader as BetonReader
-
-    # isort: on
-    try:
-        reader = BetonReader(os.fspath(path))
-    except Exception as e:  # FFCV raises assorted errors for a file that is not a .beton
-        raise ValueError(f"{path}: not a readable .beton ({type(e).__name__}: {e})") from e
-    if reader.field_names[:2] != ["image", "label"]:
-        raise ValueError(f"{path}: fields {reader.field_names}, expected ['image', 'label']")
-    return np.array(reader.metadata["f1"], np.int64).reshape(-1)  # a copy: writable
 
 
 def beton_set(path: str | os.PathLike, size: int, crop: bool = True) -> ValSet:

@@ -83,18 +83,12 @@ class DataClasses:
 def read_classes(path: str, pipeline: str) -> DataClasses:
     """Class folders of an ImageFolder, or the label range of a .beton (``pipeline="ffcv"``)."""
     if pipeline == "ffcv":
-        # isort: off
-        import pipelines.ffcv._import  # noqa: F401  (keeps torch's thread count)
-        from ffcv.reader import Reader
-        # isort: on
+        from pipelines.datasets.beton import beton_labels
 
-        reader = Reader(path)
-        if reader.field_names[:2] != ["image", "label"]:
-            raise ConfigError(
-                f"{path}: fields {reader.field_names}, expected ['image', 'label'] (a .beton "
-                "written by tools/write_beton.py)"
-            )
-        labels = reader.metadata["f1"]
+        try:
+            labels = beton_labels(path)
+        except ValueError as e:
+            raise ConfigError(f"{e} (a .beton written by tools/write_beton.py)") from None
         if len(labels) == 0:
             raise ConfigError(f"{path}: the .beton holds no samples")
         return DataClasses(path, None, int(labels.min()), int(labels.max()))

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import demo_folders, signal_once_started, trainer_env
 
@@ -109,6 +110,12 @@ def test_beton_label_ranges_must_agree(demo, tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert str(train) in err and str(val) in err
     assert "train labels 0..1, val labels 0..3" in err
+    assert not (tmp_path / "run").exists()
+    junk = tmp_path / "junk.beton"  # not a .beton: named, exit 2, no traceback
+    junk.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, np.uint8).tobytes())
+    argv[argv.index(str(val))] = str(junk)
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 2
+    assert f"{junk}: not a readable .beton" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 

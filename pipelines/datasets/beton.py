@@ -312,6 +312,23 @@ def write_beton(
     )
 
 
+def beton_labels(path: str | os.PathLike) -> np.ndarray:
+    """int64 labels ``[N]`` of a .beton written by ``tools/write_beton.py``, read from its
+    metadata (no image decoded). ValueError naming the file when it is not such a file."""
+    # isort: off
+    from ..ffcv import _import  # noqa: F401  (before ffcv: keeps torch's threads)
+    from ffcv.reader import Reader as BetonReader
+
+    # isort: on
+    try:
+        reader = BetonReader(os.fspath(path))
+    except Exception as e:  # FFCV raises assorted errors for a file that is not a .beton
+        raise ValueError(f"{path}: not a readable .beton ({type(e).__name__}: {e})") from e
+    if reader.field_names[:2] != ["image", "label"]:
+        raise ValueError(f"{path}: fields {reader.field_names}, expected ['image', 'label']")
+    return np.array(reader.metadata["f1"], np.int64).reshape(-1)  # a copy: writable
+
+
 def read_beton(path: str | os.PathLike) -> Iterator[tuple[np.ndarray, int]]:
     """Every sample of a .beton written by :func:`write_beton`, in order:
     ``(uint8 [H, W, 3] RGB, label)``. JPEG samples are decoded with Pillow. For checks and
