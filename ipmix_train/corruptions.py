@@ -25,6 +25,7 @@ import os
 import shutil
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from pathlib import Path
 
 import numpy as np
@@ -210,6 +211,8 @@ def corrupted_set(
     regenerate: bool = True,
     progress: bool = True,
     source: str = "",
+    pool: Executor | None = None,
+    folder: Path | None = None,
 ) -> tuple[Path, dict]:
     """Every ``(corruption, severity)`` variant of ``images`` (uint8 ``[N, S, S, 3]``), cached.
 
@@ -218,7 +221,10 @@ def corrupted_set(
     cache. Returns ``(folder, manifest)``; the arrays are ``folder/clean.npy``,
     ``folder/labels.npy`` and ``folder/<corruption>/<severity>.npy`` (load with
     :func:`load_variant`). A damaged or half-written cache is regenerated with a warning
-    (``regenerate=True``) or raises :class:`CacheError`.
+    (``regenerate=True``) or raises :class:`CacheError`. ``pool``: run the variants on this
+    executor (else a process pool of ``workers`` when ``workers > 1``); ``folder``: the
+    :func:`cache_folder` of these arguments when the caller has it already (it hashes the
+    whole set).
     """
     from importlib.metadata import version
 
@@ -230,7 +236,7 @@ def corrupted_set(
             f"{labels.shape}"
         )
     pkg = version("imagecorruptions-imaug")
-    folder = cache_folder(cache_dir, images, labels, corruptions, severities, seed)
+    folder = folder or cache_folder(cache_dir, images, labels, corruptions, severities, seed)
     root = folder.parent
     if folder.exists():
         try:
@@ -251,11 +257,14 @@ def corrupted_set(
             (tmp / c).mkdir()
         jobs = [(c, s, seed, str(tmp)) for c in corruptions for s in severities]
         bar = tqdm(total=len(jobs), desc="corrupting", unit="set", disable=not progress)
-        if workers > 1:
+        if pool is not None:
+            for _ in pool.map(_job, jobs):
+                bar.update(1)
+        elif workers > 1:
             from concurrent.futures import ProcessPoolExecutor
 
-            with ProcessPoolExecutor(workers) as pool:
-                for _ in pool.map(_job, jobs):
+            with ProcessPoolExecutor(workers) as own:
+                for _ in own.map(_job, jobs):
                     bar.update(1)
         else:
             for job in jobs:

@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             source_kind = "val set corrupted with imagecorruptions"
             if args.cache_dir:
-                corrupted, clean, source = _cached(args, clean, cs, ss, workers, nbytes)
+                corrupted, clean, source = _cached(args, clean, cs, ss, workers, nbytes, pool)
             else:
                 source = f"imagecorruptions on the val set, streamed on {workers} worker(s)"
                 on_the_fly = OnTheFly(cs, ss, pool, args.seed, window=2 * workers)
@@ -271,17 +271,25 @@ def _check_flags(args: argparse.Namespace) -> None:
     given = [f"--{k.replace('_', '-')}" for k in needs if getattr(args, k)]
     if given and not args.corrupt_on_the_fly:
         raise ValueError(f"{', '.join(given)} only apply with --corrupt-on-the-fly")
+    if args.out:  # found now, not after the evaluation (the folder is made when writing)
+        out = Path(args.out).resolve()
+        if out.is_dir():
+            raise ValueError(f"--out {args.out}: is a folder; give a file name (results.json)")
+        base = next(p for p in out.parents if p.exists())
+        if not base.is_dir() or not os.access(base, os.W_OK):
+            raise ValueError(f"--out {args.out}: cannot write there ({base} is not writable)")
 
 
-def _cached(args, clean: ValSet, cs, ss, workers: int, nbytes: int):
+def _cached(args, clean: ValSet, cs, ss, workers: int, nbytes: int, pool):
     """``--cache-dir``: the clean images in memory, every variant written once to disk."""
     images = np.concatenate([b for _, b, _ in clean.batches(args.batch_size, workers)])
     folder = cache_folder(args.cache_dir, images, clean.labels, cs, ss, args.seed)
-    if not folder.exists() and nbytes > _free_bytes(Path(args.cache_dir)):
+    free = None if folder.exists() else _free_bytes(Path(args.cache_dir))
+    if free is not None and nbytes > free:
         raise ValueError(
             f"--cache-dir {args.cache_dir}: the cache needs {nbytes / 1e9:,.1f} GB, the disk "
-            f"has {_free_bytes(Path(args.cache_dir)) / 1e9:,.1f} GB free; leave out "
-            "--cache-dir to stream the corruptions instead"
+            f"has {free / 1e9:,.1f} GB free; leave out --cache-dir to stream the corruptions "
+            "instead"
         )
     folder, manifest = corrupted_set(
         args.cache_dir,
@@ -293,6 +301,8 @@ def _cached(args, clean: ValSet, cs, ss, workers: int, nbytes: int):
         workers=workers,
         progress=args.progress,
         source=str(Path(args.val_data).resolve()),
+        pool=pool,
+        folder=folder,
     )
     arrays = dataclasses.replace(
         array_set(images, clean.labels, clean.where), kind=clean.kind, classes=clean.classes

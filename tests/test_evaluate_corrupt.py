@@ -167,6 +167,12 @@ def test_bad_corruption_names_are_refused(tmp_path, photos32, capsys) -> None:
     )
     assert run_cli(ckpt, val, "--corrupt-on-the-fly --imagenet-c x") == 2
     assert "--imagenet-c and --corrupt-on-the-fly: choose one" in capsys.readouterr().err
+    blocker = tmp_path / "a_file"  # --out under a file: refused before evaluating anything
+    blocker.write_text("x")
+    assert run_cli(ckpt, val, "--out", str(blocker / "r.json")) == 2
+    assert f"--out {blocker / 'r.json'}: cannot write there" in capsys.readouterr().err
+    assert run_cli(ckpt, val, "--out", str(tmp_path)) == 2
+    assert "is a folder; give a file name" in capsys.readouterr().err
 
 
 def test_cache_larger_than_the_disk_is_refused(tmp_path, photos32, capsys, monkeypatch) -> None:
