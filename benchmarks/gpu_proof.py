@@ -50,7 +50,11 @@ if str(ROOT) not in sys.path:  # run as a script: the benchmarks package sits at
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import write_result  # noqa: E402
-from benchmarks.gpu_proof_table import render_table, write_readme_table  # noqa: E402
+from benchmarks.gpu_proof_table import (  # noqa: E402
+    readme_with_table,
+    render_table,
+    write_readme_table,
+)
 from ipmix_train.runinfo import run_metadata  # noqa: E402
 
 JSD_GOAL = 0.97
@@ -266,6 +270,11 @@ def main(argv: list[str] | None = None) -> int:
     readme = ROOT / "README.md"
     if args.dry_run and args.readme is not None and args.readme.resolve() == readme.resolve():
         ap.error(f"--readme {args.readme}: a dry run never writes the project's README")
+    if args.readme is not None:  # checked now, not after minutes of device time
+        try:
+            readme_with_table(args.readme, "")
+        except (OSError, ValueError) as e:
+            ap.error(f"--readme {args.readme}: {e}")
 
     import torch
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from benchmarks.report import ReportError, replace_block
 from ipmix_train.checkpoint import write_text_atomic
 
 BEGIN, END = "<!-- gpu-proof:begin -->", "<!-- gpu-proof:end -->"
@@ -83,12 +84,16 @@ def render_table(result: dict, json_name: str) -> str:
     return "\n".join(lines)
 
 
-def write_readme_table(readme: str | os.PathLike, table: str) -> Path:
-    """Replace the text between the markers of ``readme`` with ``table``; ValueError naming
-    the file when the markers are missing or out of order."""
+def readme_with_table(readme: str | os.PathLike, table: str) -> str:
+    """The text of ``readme`` with ``table`` between the GPU table's markers; ValueError
+    naming the file when they are missing, repeated or out of order."""
     path = Path(readme)
-    text = path.read_text()
-    i, j = text.find(BEGIN), text.find(END)
-    if i < 0 or j < i:
-        raise ValueError(f"{path}: no '{BEGIN}' ... '{END}' section for the GPU table")
-    return write_text_atomic(path, text[: i + len(BEGIN)] + "\n" + table.rstrip() + "\n" + text[j:])
+    try:
+        return replace_block(path.read_text(), table, str(path), begin=BEGIN, end=END)
+    except ReportError as e:
+        raise ValueError(str(e)) from None
+
+
+def write_readme_table(readme: str | os.PathLike, table: str) -> Path:
+    """Replace the text between the markers of ``readme`` with ``table`` (atomically)."""
+    return write_text_atomic(readme, readme_with_table(readme, table))

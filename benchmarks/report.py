@@ -417,12 +417,15 @@ def render_block(results: dict[str, Result]) -> str:
         return "\n".join(out + section_sources(results))
 
 
-def replace_block(text: str, block: str, name: str = "README") -> str:
-    """``text`` with the part between the bench markers replaced by ``block``."""
-    if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
-        raise ReportError(f"{name}: needs exactly one {BEGIN} ... {END} pair, in that order")
-    head, rest = text.split(BEGIN)
-    return head + BEGIN + "\n" + block.strip("\n") + "\n" + END + rest.split(END, 1)[1]
+def replace_block(
+    text: str, block: str, name: str = "README", *, begin: str = BEGIN, end: str = END
+) -> str:
+    """``text`` with the part between the markers (default: the bench markers) replaced
+    by ``block``."""
+    if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
+        raise ReportError(f"{name}: needs exactly one {begin} ... {end} pair, in that order")
+    head, rest = text.split(begin)
+    return head + begin + "\n" + block.strip("\n") + "\n" + end + rest.split(end, 1)[1]
 
 
 # ---------------------------------------------------------------- plots

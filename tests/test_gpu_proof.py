@@ -64,6 +64,21 @@ def test_dry_run_refuses_to_write_the_readme():
     assert proc.returncode == 2 and "never writes the project's README" in proc.stderr
 
 
+def test_a_bad_readme_is_refused_before_the_proof_runs(tmp_path):
+    no_markers = tmp_path / "NOTES.md"
+    no_markers.write_text("no markers here\n")
+    for readme, why in ((tmp_path / "missing.md", "No such file"), (no_markers, "needs exactly")):
+        proc = subprocess.run(
+            [sys.executable, "benchmarks/gpu_proof.py", "--dry-run", "--readme", str(readme)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 2 and f"--readme {readme}" in proc.stderr, proc.stderr
+        assert why in proc.stderr and "gpu_proof: " not in proc.stdout  # nothing ran
+
+
 def test_readme_table_needs_its_markers(tmp_path):
     from benchmarks.gpu_proof_table import write_readme_table
 
