@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from pipelines.contract import Normalise
+from pipelines.contract import EpochLoader, Normalise
 
 
 class Normalizer:
@@ -38,9 +38,11 @@ class Normalizer:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
-class SyntheticLoader:
+class SyntheticLoader(EpochLoader):
     """``steps`` identical random uint8 batches made once on the device: the loader-free
     ceiling of the training step. Same contract as :func:`pipelines.build_loader`."""
+
+    starts_mid_epoch = True
 
     def __init__(
         self,
@@ -58,19 +60,13 @@ class SyntheticLoader:
         imgs = [x.to(device).contiguous(memory_format=torch.channels_last) for x in imgs]
         self.images = tuple(imgs) if views > 1 else imgs[0]
         self.labels = torch.randint(0, classes, (batch_size,), generator=g).to(device)
-        self.steps, self.epoch, self.start_batch = steps, 0, 0
-
-    starts_mid_epoch = True
+        self.steps = steps
 
     def __len__(self) -> int:
         return self.steps
 
-    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
-        self.epoch, self.start_batch = int(epoch), int(start_batch)
-
     def __iter__(self) -> Iterator[tuple[Any, torch.Tensor]]:
-        start, self.start_batch = self.start_batch, 0
-        self.epoch += 1
+        _, start = self._start_epoch()
         for _ in range(start, self.steps):
             yield self.images, self.labels
 

@@ -76,6 +76,7 @@ from ipmix_train.checkpoint import (
     set_rng_state,
 )
 from ipmix_train.config import (
+    PIPELINES,
     ConfigError,
     TrainConfig,
     field_names,
@@ -134,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="YAML recipe (train/configs/*.yaml)")
     p.add_argument(
         "--pipeline",
-        choices=("dali", "ffcv", "synthetic", "torch"),
+        choices=PIPELINES,
         help="default ffcv; synthetic: random batches made once on the device, no loader",
     )
     p.add_argument("--train-data", help=".beton (ffcv) or ImageFolder directory (torch, dali)")
